@@ -1,0 +1,209 @@
+"""pytest fixtures for every test suite of the monorepo: real Postgres and real NATS JetStream, started once per
+test session from the same code as `cx-local`, with per-test isolation (a fresh database cloned from a migrated
+template; a private JetStream stream and subject prefix).
+
+Set CX_TEST_DATABASE_URL (a superuser URL) or CX_TEST_NATS_URL to use existing servers instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from cx_local.nats import EmbeddedNats
+from cx_local.ports import free_port
+from cx_local.postgres import EmbeddedPostgres
+from cx_local.provision import create_database, drop_database, provision_schema, role_name
+
+TEST_ROLE_PASSWORD = "cx-test-password"  # noqa: S105 - roles exist only in throwaway test clusters
+
+
+@dataclass(frozen=True)
+class PgServer:
+    admin_url: str  # superuser URL to the maintenance database
+
+    def database_url(self, database: str, *, user: str | None = None, password: str | None = None) -> str:
+        scheme, rest = self.admin_url.split("://", 1)
+        creds, host_db = rest.split("@", 1)
+        host = host_db.rsplit("/", 1)[0]
+        if user is not None:
+            creds = f"{user}:{password}"
+        return f"{scheme}://{creds}@{host}/{database}"
+
+
+@dataclass(frozen=True)
+class ServiceDatabase:
+    """A fresh database for one test, with the service's schema migrated and its least-privilege role."""
+
+    name: str
+    schema: str
+    url: str  # as the service's own role
+    admin_url: str  # superuser, same database (for assertions only)
+
+
+@dataclass(frozen=True)
+class EventsNamespace:
+    stream: str
+    subject_prefix: str
+
+
+@pytest.fixture(scope="session")
+def cx_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+    external = os.environ.get("CX_TEST_DATABASE_URL")
+    if external:
+        yield PgServer(admin_url=external)
+        return
+    base = tmp_path_factory.mktemp("pg")
+    server = EmbeddedPostgres(base / "data", port=free_port(), durable=False)
+    info = server.start()
+    try:
+        yield PgServer(admin_url=info.url(database="postgres"))
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def cx_nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("CX_TEST_NATS_URL")
+    if external:
+        yield external
+        return
+    server = EmbeddedNats(tmp_path_factory.mktemp("nats") / "store", port=free_port(), monitor_port=free_port())
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def cx_events() -> EventsNamespace:
+    """A JetStream stream + subject prefix private to this test."""
+    token = secrets.token_hex(4)
+    return EventsNamespace(stream=f"T{token.upper()}", subject_prefix=f"t{token}")
+
+
+ServiceDbFactory = Callable[[Path, str], Awaitable[ServiceDatabase]]
+
+
+@pytest.fixture(scope="session")
+async def _cx_templates(cx_pg: PgServer) -> AsyncIterator[dict[tuple[str, str], str]]:
+    templates: dict[tuple[str, str], str] = {}
+    yield templates
+    for name in templates.values():
+        await drop_database(cx_pg.admin_url, name)
+
+
+@pytest.fixture
+async def cx_service_db(cx_pg: PgServer, _cx_templates: dict[tuple[str, str], str]) -> AsyncIterator[ServiceDbFactory]:
+    """`await cx_service_db(service_dir, schema)` -> a migrated database of its own for this test."""
+    created: list[str] = []
+
+    async def make(service_dir: Path, schema: str) -> ServiceDatabase:
+        from cx_common.migrations import upgrade
+
+        key = (str(service_dir), schema)
+        if key not in _cx_templates:
+            template = f"tmpl_{schema}_{secrets.token_hex(3)}"
+            await create_database(cx_pg.admin_url, template)
+            await provision_schema(cx_pg.admin_url, template, schema, TEST_ROLE_PASSWORD)
+            role_url = cx_pg.database_url(template, user=role_name(schema), password=TEST_ROLE_PASSWORD)
+            await asyncio.to_thread(upgrade, service_dir, role_url)
+            _cx_templates[key] = template
+        name = f"t_{schema}_{secrets.token_hex(4)}"
+        await create_database(cx_pg.admin_url, name, template=_cx_templates[key])
+        await provision_schema(cx_pg.admin_url, name, schema, TEST_ROLE_PASSWORD)
+        created.append(name)
+        return ServiceDatabase(
+            name=name,
+            schema=schema,
+            url=cx_pg.database_url(name, user=role_name(schema), password=TEST_ROLE_PASSWORD),
+            admin_url=cx_pg.database_url(name),
+        )
+
+    yield make
+    for name in created:
+        await drop_database(cx_pg.admin_url, name)
+
+
+# -- identity: tokens signed like the gateway's, verified through a JWKS ------------------------------
+
+
+class TokenMinter:
+    """Signs access tokens with a throwaway RSA key; `jwks` is what a service's JWTVerifier is given."""
+
+    def __init__(self, issuer: str = "cx-gateway", audience: str = "cx") -> None:
+        import json
+
+        import jwt
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self.issuer = issuer
+        self.audience = audience
+        self.kid = secrets.token_hex(6)
+        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self._key.public_key()))
+        public.update({"kid": self.kid, "use": "sig", "alg": "RS256"})
+        self.jwks = {"keys": [public]}
+
+    def mint(
+        self,
+        tenant_id: object,
+        *,
+        user_id: str = "user-1",
+        role: str = "admin",
+        scopes: tuple[str, ...] = ("*",),
+        org_unit_id: str | None = None,
+        ttl: int = 600,
+    ) -> str:
+        import time
+
+        import jwt
+
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": user_id,
+            "tid": str(tenant_id),
+            "role": role,
+            "org": org_unit_id,
+            "scope": " ".join(scopes),
+            "iat": now,
+            "exp": now + ttl,
+        }
+        return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid})
+
+    def verifier(self) -> object:
+        from cx_common.auth import JWTVerifier
+
+        return JWTVerifier(issuer=self.issuer, audience=self.audience, jwks=self.jwks)
+
+
+@pytest.fixture(scope="session")
+def cx_tokens() -> TokenMinter:
+    return TokenMinter()
+
+
+def app_client(app: object, tokens: TokenMinter | None = None) -> object:
+    """`async with app_client(app, tokens) as client:` runs the app's lifespan and talks HTTP through ASGI."""
+    from contextlib import asynccontextmanager
+
+    import httpx
+
+    @asynccontextmanager
+    async def _client() -> AsyncIterator[httpx.AsyncClient]:
+        async with app.router.lifespan_context(app):  # type: ignore[attr-defined]
+            if tokens is not None:
+                app.state.jwt_verifier = tokens.verifier()  # type: ignore[attr-defined]
+            transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                yield client
+
+    return _client()

@@ -1,0 +1,65 @@
+"""pydantic-settings base class shared by every service.
+
+Each service subclasses `ServiceSettings` with `env_prefix="CX_<NAME>_"`. Infrastructure URLs fall back to the
+platform-wide `CX_DATABASE_URL` / `CX_NATS_URL` / `CX_NLP_GRPC_TARGET` so one variable can point every piece at
+real infrastructure.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["dev", "test", "prod"]
+
+# Values that ship in code for local development; refused when the environment is "prod".
+DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - the point is to detect it
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CX_", extra="ignore", env_file=None)
+
+    service_name: str = "cx"
+    environment: Environment = "dev"
+    log_level: str = "INFO"
+    log_json: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    database_url: str | None = Field(default=None, description="postgresql+asyncpg://role:pw@host:port/db")
+    db_schema: str = Field(default="public", description="Postgres schema this service owns")
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+
+    nats_url: str | None = None
+    events_stream: str = "CX"
+    events_subject_prefix: str = "cx"
+
+    jwt_jwks_url: str | None = Field(default=None, description="JWKS of the gateway, for verifying tokens")
+    jwt_issuer: str = "cx-gateway"
+    jwt_audience: str = "cx"
+    internal_secret: SecretStr = SecretStr(DEV_SECRET)
+
+    @model_validator(mode="after")
+    def _platform_fallbacks(self) -> Self:
+        if self.database_url is None:
+            self.database_url = os.environ.get("CX_DATABASE_URL")
+        if self.nats_url is None:
+            self.nats_url = os.environ.get("CX_NATS_URL")
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets_outside_dev(self) -> Self:
+        if self.environment == "prod":
+            for name, value in self:
+                if isinstance(value, SecretStr) and value.get_secret_value() == DEV_SECRET:
+                    prefix = self.model_config.get("env_prefix", "")
+                    raise ValueError(f"{prefix}{name.upper()} must be set to a real secret when environment=prod")
+        return self
+
+    @property
+    def is_dev(self) -> bool:
+        return self.environment in ("dev", "test")

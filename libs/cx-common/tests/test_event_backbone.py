@@ -1,0 +1,246 @@
+"""The event backbone, proven with real Postgres, real NATS JetStream and real SIGKILLs:
+a row and its event are written in one transaction; the event is consumed and applied exactly once even when the
+relay dies after publishing but before marking the row sent, and when the consumer dies before acking."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from cx_local.provision import create_database, drop_database, provision_schema, role_name
+
+sys.path.insert(0, str(Path(__file__).parent))
+import backbone
+
+HERE = Path(__file__).parent
+PASSWORD = "backbone-pw"
+
+
+@pytest.fixture
+async def world(cx_pg, cx_nats_url, cx_events, monkeypatch):
+    name = f"bb_{secrets.token_hex(4)}"
+    await create_database(cx_pg.admin_url, name)
+    urls = {}
+    for schema in (backbone.PRODUCER, backbone.CONSUMER):
+        await provision_schema(cx_pg.admin_url, name, schema, PASSWORD)
+        urls[schema] = cx_pg.database_url(name, user=role_name(schema), password=PASSWORD)
+        await backbone.create_tables(urls[schema], schema)
+    env = {"BB_NATS": cx_nats_url, "BB_STREAM": cx_events.stream, "BB_PREFIX": cx_events.subject_prefix}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    yield {"urls": urls, "admin": cx_pg.database_url(name), "env": {**os.environ, **env}}
+    await drop_database(cx_pg.admin_url, name)
+
+
+async def scalar(admin_url: str, sql: str) -> int:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        return int(await conn.fetchval(sql))
+    finally:
+        await conn.close()
+
+
+async def applied_counts(admin_url: str) -> dict[int, int]:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        rows = await conn.fetch(f"SELECT item_seq, count(*) AS n FROM {backbone.CONSUMER}.applied GROUP BY item_seq")
+        return {r["item_seq"]: r["n"] for r in rows}
+    finally:
+        await conn.close()
+
+
+async def drain(consumer, until, limit: float = 20.0) -> None:
+    """Run the consumer until `until()` holds (checked between fetches)."""
+    task = asyncio.create_task(consumer.run())
+    try:
+        deadline = asyncio.get_running_loop().time() + limit
+        while not await until():
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError("consumer did not reach the expected state in time")
+            await asyncio.sleep(0.1)
+    finally:
+        consumer.stop()
+        await asyncio.wait_for(task, timeout=5)
+
+
+def run_subprocess(mode: str, url: str, env: dict[str, str]) -> int:
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "backbone.py"), mode, "--url", url], env=env, timeout=60, check=False
+    )
+    return proc.returncode
+
+
+async def test_row_and_event_commit_together_and_apply_once(world):
+    urls, admin = world["urls"], world["admin"]
+    await backbone.produce(urls[backbone.PRODUCER], 20)
+    assert await scalar(admin, f"SELECT count(*) FROM {backbone.PRODUCER}.outbox") == 20
+    bus = await backbone.bus()
+    from cx_common.db import create_engine
+    from cx_common.events import OutboxRelay
+
+    relay = OutboxRelay(create_engine(urls[backbone.PRODUCER], backbone.PRODUCER), bus, schema=backbone.PRODUCER)
+    assert await relay.publish_pending() == 20
+    assert await relay.backlog() == 0
+    consumer = backbone.make_consumer(bus, urls[backbone.CONSUMER], ack_wait=5)
+
+    async def all_applied() -> bool:
+        return len(await applied_counts(admin)) == 20
+
+    await drain(consumer, all_applied)
+    assert await applied_counts(admin) == {seq: 1 for seq in range(20)}
+    await bus.close()
+
+
+async def test_rolled_back_transaction_publishes_nothing(world):
+    from sqlalchemy import text
+
+    from cx.events.v1 import events_pb2
+    from cx_common.db import create_engine, session_factory
+    from cx_common.events import add_event
+
+    engine = create_engine(world["urls"][backbone.PRODUCER], backbone.PRODUCER)
+    sessions = session_factory(engine)
+
+    async def failing_unit_of_work() -> None:
+        async with sessions() as session, session.begin():
+            await session.execute(text("INSERT INTO items (id, seq) VALUES (gen_random_uuid(), 99)"))
+            await add_event(
+                session, tenant_id="t", event_type=backbone.EVENT_TYPE, payload=events_pb2.Ping(seq=99), source="t"
+            )
+            raise RuntimeError("business rule failed")
+
+    with pytest.raises(RuntimeError):
+        await failing_unit_of_work()
+    await engine.dispose()
+    assert await scalar(world["admin"], f"SELECT count(*) FROM {backbone.PRODUCER}.outbox") == 0
+    assert await scalar(world["admin"], f"SELECT count(*) FROM {backbone.PRODUCER}.items") == 0
+
+
+async def test_relay_killed_after_publish_before_mark_still_applies_once(world):
+    urls, admin = world["urls"], world["admin"]
+    await backbone.produce(urls[backbone.PRODUCER], 10)
+    code = await asyncio.to_thread(run_subprocess, "relay-crash", urls[backbone.PRODUCER], world["env"])
+    assert code == -signal.SIGKILL
+    # The relay died before marking: every row is still pending although every event reached the broker.
+    assert await scalar(admin, f"SELECT count(*) FROM {backbone.PRODUCER}.outbox WHERE published_at IS NULL") == 10
+    bus = await backbone.bus()
+    info = await bus.js.stream_info(bus.stream)
+    assert info.state.messages == 10
+
+    from cx_common.db import create_engine
+    from cx_common.events import OutboxRelay
+
+    relay = OutboxRelay(create_engine(urls[backbone.PRODUCER], backbone.PRODUCER), bus, schema=backbone.PRODUCER)
+    assert await relay.publish_pending() == 10  # published again after the restart
+    assert (await bus.js.stream_info(bus.stream)).state.messages == 10  # broker dropped the repeats (Nats-Msg-Id)
+
+    consumer = backbone.make_consumer(bus, urls[backbone.CONSUMER], ack_wait=5)
+
+    async def all_applied() -> bool:
+        return len(await applied_counts(admin)) == 10
+
+    await drain(consumer, all_applied)
+    assert await applied_counts(admin) == {seq: 1 for seq in range(10)}
+    await bus.close()
+
+
+async def test_republish_outside_broker_dedup_is_dropped_by_the_consumer(world):
+    """Even when the broker lets a repeat through (e.g. outside its duplicate window), the consumer applies once."""
+    urls, admin = world["urls"], world["admin"]
+    await backbone.produce(urls[backbone.PRODUCER], 3)
+    bus = await backbone.bus()
+    conn = await asyncpg.connect(admin)
+    rows = await conn.fetch(f"SELECT subject, payload FROM {backbone.PRODUCER}.outbox ORDER BY id")
+    await conn.close()
+    for attempt in range(2):
+        for row in rows:  # a different Nats-Msg-Id each round, so the broker stores both copies
+            await bus.js.publish(row["subject"], bytes(row["payload"]), headers={"Nats-Msg-Id": f"{attempt}-{row}"})
+    consumer = backbone.make_consumer(bus, urls[backbone.CONSUMER], ack_wait=5)
+
+    async def all_seen() -> bool:
+        return await scalar(admin, f"SELECT count(*) FROM {backbone.CONSUMER}.processed_events") == 3
+
+    await drain(consumer, all_seen)
+    await asyncio.sleep(0.5)
+    assert await applied_counts(admin) == {0: 1, 1: 1, 2: 1}
+    await bus.close()
+
+
+@pytest.mark.parametrize("crash", ["after-commit", "before-commit"])
+async def test_consumer_killed_before_ack_is_redelivered_and_applied_once(world, crash):
+    urls, admin = world["urls"], world["admin"]
+    await backbone.produce(urls[backbone.PRODUCER], 5)
+    bus = await backbone.bus()
+    from cx_common.db import create_engine
+    from cx_common.events import OutboxRelay
+
+    relay = OutboxRelay(create_engine(urls[backbone.PRODUCER], backbone.PRODUCER), bus, schema=backbone.PRODUCER)
+    assert await relay.publish_pending() == 5
+
+    code = await asyncio.to_thread(run_subprocess, f"consumer-crash-{crash}", urls[backbone.CONSUMER], world["env"])
+    assert code == -signal.SIGKILL
+    first = await applied_counts(admin)
+    assert first == ({0: 1} if crash == "after-commit" else {})
+
+    consumer = backbone.make_consumer(bus, urls[backbone.CONSUMER], ack_wait=1.0)
+
+    async def all_applied_and_acked() -> bool:
+        if len(await applied_counts(admin)) < 5:
+            return False
+        info = await bus.js.consumer_info(bus.stream, backbone.DURABLE)
+        return info.num_ack_pending == 0 and info.num_pending == 0
+
+    await drain(consumer, all_applied_and_acked, limit=30)
+    assert await applied_counts(admin) == {seq: 1 for seq in range(5)}
+    assert await scalar(admin, f"SELECT count(*) FROM {backbone.CONSUMER}.processed_events") == 5
+    await bus.close()
+
+
+async def test_poison_event_goes_to_dead_letter_after_bounded_redelivery(world):
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from cx.events.v1 import events_pb2
+    from cx_common.db import create_engine, session_factory
+    from cx_common.events import EventConsumer
+
+    admin = world["admin"]
+    bus = await backbone.bus()
+    envelope = events_pb2.Envelope(event_id="0190a0f0-0000-7000-8000-000000000001", type=backbone.EVENT_TYPE)
+    await bus.js.publish(f"{bus.subject_prefix}.{backbone.EVENT_TYPE}", envelope.SerializeToString())
+    attempts = 0
+
+    async def failing(session: AsyncSession, env: events_pb2.Envelope) -> None:
+        nonlocal attempts
+        attempts += 1
+        raise ValueError("cannot handle this")
+
+    consumer = EventConsumer(
+        bus,
+        session_factory(create_engine(world["urls"][backbone.CONSUMER], backbone.CONSUMER)),
+        durable="poison",
+        event_types=[backbone.EVENT_TYPE],
+        handler=failing,
+        max_deliver=3,
+        backoff=(0.1,),
+    )
+    dlq = await bus.js.pull_subscribe(consumer.dlq_subject, durable="dlq-reader", stream=bus.stream)
+
+    async def dead_lettered() -> bool:
+        info = await bus.js.stream_info(bus.stream, subjects_filter=consumer.dlq_subject)
+        return bool(info.state.subjects and info.state.subjects.get(consumer.dlq_subject))
+
+    await drain(consumer, dead_lettered)
+    assert attempts == 3
+    [msg] = await dlq.fetch(1, timeout=2)
+    assert msg.headers["Cx-Dlq-Reason"] == "cannot handle this"
+    assert events_pb2.Envelope.FromString(msg.data).event_id == envelope.event_id
+    assert await scalar(admin, f"SELECT count(*) FROM {backbone.CONSUMER}.processed_events") == 0
+    await bus.close()

@@ -1,0 +1,22 @@
+import sys
+from pathlib import Path
+
+from cx_common.runner import service_main
+from cx_gateway.settings import get_settings
+
+SERVICE_DIR = Path(__file__).resolve().parents[2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    return service_main(
+        prog="cx-gateway",
+        description="CX gateway service",
+        app_factory="cx_gateway.main:create_app",
+        settings_factory=get_settings,
+        service_dir=SERVICE_DIR,
+        argv=argv,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,10 @@
+"""Declarative base of the survey schema: every table of this service lives in its own schema."""
+
+from sqlalchemy.orm import DeclarativeBase
+
+from cx_common.db import schema_metadata
+from cx_survey.settings import SCHEMA
+
+
+class Base(DeclarativeBase):
+    metadata = schema_metadata(SCHEMA)
