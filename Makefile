@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv run test test-fast lint format protos protos-check bench clean down status reset
+.PHONY: help venv run test test-fast lint format protos protos-check bench clean down status reset lock
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-13s %s\n",$$1,$$2}'
@@ -58,3 +58,6 @@ clean: ## remove the venv, caches and build output (keeps .cx data; see `make re
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	find . -name '*.egg-info' -type d -prune -exec rm -rf {} +
+
+lock: venv ## re-pin constraints.txt from the current .venv
+	@{ head -2 constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^cx-' | sed -E 's/^torch==([0-9.]+)\+cpu/torch==\1/'; } > constraints.txt.new && mv constraints.txt.new constraints.txt

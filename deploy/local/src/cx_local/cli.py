@@ -16,7 +16,7 @@ from cx_local.config import LocalConfig
 from cx_local.errors import LauncherError
 from cx_local.stack import Stack
 
-DEMO_HINT = "open the console at {gateway}/ (demo login is printed by the gateway once it loads demo data)"
+DEMO_HINT = "console: {gateway}/  (demo logins are printed above when demo data is loaded)"
 
 
 def _running_pid(config: LocalConfig) -> int | None:
@@ -60,6 +60,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             stack.build_model()
         stack.start_services()
         stack.wait_ready(timeout=args.ready_timeout)
+        if not args.no_demo:
+            stack.seed_demo()
         stack.write_status()
         elapsed = time.monotonic() - started
         lines = [f"ready in {elapsed:.1f}s"]
@@ -138,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start everything in the foreground; Ctrl-C stops it")
     up.add_argument("--tiny-nlp", action="store_true", help="serve the tiny test model instead of the default one")
     up.add_argument("--skip-model-build", action="store_true", help="do not build the default NLP model")
+    up.add_argument("--no-demo", action="store_true", help="do not load the demo tenant")
     up.add_argument("--ready-timeout", type=float, default=300.0, help="seconds to wait for readiness")
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop a running `up`").set_defaults(func=cmd_down)

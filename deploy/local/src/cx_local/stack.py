@@ -261,6 +261,22 @@ class Stack:
                 raise LauncherError(f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}")
             time.sleep(0.3)
 
+    def seed_demo(self) -> None:
+        """Load the demo tenant (idempotent) once everything is ready; the gateway prints the demo login."""
+        gateway = _bin("cx-gateway")
+        probe = subprocess.run([gateway, "--help"], capture_output=True, text=True, check=False)  # noqa: S603
+        if "seed-demo" not in probe.stdout:
+            return
+        spec = next(r.spec for r in self.running if r.spec.name == "gateway")
+        env = {**os.environ, **spec.env}
+        result = subprocess.run([gateway, "seed-demo"], env=env, capture_output=True, text=True, check=False)  # noqa: S603
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+            self.say(f"warning: loading demo data failed: {tail[0]}")
+            return
+        for line in result.stdout.strip().splitlines():
+            self.say(line)
+
     def write_status(self) -> None:
         status = {
             "pid": os.getpid(),
