@@ -21,12 +21,14 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then exit 0; fi
 
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
+# This machine's pip config lists extra local indexes; hide its noise about their missing entries.
+quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 echo "==> installing Python packages into .venv (first time takes a few minutes)"
-"${pip[@]}" install -c constraints.txt pip setuptools wheel
+quiet "${pip[@]}" install -c constraints.txt pip setuptools wheel
 # torch first, from the pinned version, so pip picks the CPU wheel available on this machine
-"${pip[@]}" install -c constraints.txt torch
+quiet "${pip[@]}" install -c constraints.txt torch
 packages=(-e libs/cx-protos -e libs/cx-common -e deploy/local)
 for svc in services/*/; do [ -f "$svc/pyproject.toml" ] && packages+=(-e "${svc%/}[dev]"); done
-"${pip[@]}" install -c constraints.txt "${packages[@]}" -r requirements-dev.txt
+quiet "${pip[@]}" install -c constraints.txt "${packages[@]}" -r requirements-dev.txt
 echo "$want" > "$stamp"
 echo "==> .venv ready"
