@@ -4,6 +4,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="${1:-$root/libs/cx-protos/src}"
 py="${PYTHON:-$root/.venv/bin/python}"
+case "$py" in /*) ;; *) py="$root/$py" ;; esac
 export PATH="$(dirname "$py"):$PATH"
 cd "$root/protos"
 find "$out/cx" -name '*_pb2*.py*' -delete 2>/dev/null || true
