@@ -1,0 +1,1 @@
+"""Benchmarks of the CX platform, each run side by side with its peers (`python -m bench [NAME ...] [ARGS]`)."""

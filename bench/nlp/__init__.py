@@ -1,0 +1,1 @@
+"""NLP serving benchmark: our gRPC -> BentoML adaptive batching against its peers (see run.py)."""

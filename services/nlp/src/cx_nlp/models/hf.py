@@ -1,0 +1,195 @@
+"""`transformers`-based components that load from a local Hugging Face directory (never from a hub).
+
+Device and dtype: CPU float32 by default; `bfloat16`/`float16` cast the weights; `int8` applies dynamic
+quantisation of the Linear layers (CPU only); `cuda` moves the model to the GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cx_nlp.models.components import l2_normalize
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda"):
+        if torch.cuda.is_available():
+            return device
+        log.warning("device %s requested but CUDA is not available; using cpu", device)
+        return "cpu"
+    return "cpu"
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    if dtype in ("auto", ""):
+        return "bfloat16" if device.startswith("cuda") else "float32"
+    if dtype == "int8" and device.startswith("cuda"):
+        log.warning("int8 dynamic quantisation is CPU only; using bfloat16 on %s", device)
+        return "bfloat16"
+    if dtype == "float16" and not device.startswith("cuda"):
+        return "bfloat16"  # float16 matmuls are slow or missing on CPU
+    if dtype not in ("float32", "bfloat16", "float16", "int8"):
+        raise ValueError(f"unsupported dtype {dtype!r}")
+    return dtype
+
+
+def _prepare(model: Any, device: str, dtype: str) -> Any:
+    import torch
+
+    model.eval()
+    if dtype == "int8":
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    elif dtype in ("bfloat16", "float16"):
+        model = model.to(getattr(torch, dtype))
+    return model.to(device)
+
+
+def _local_dir(path: str | Path) -> Path:
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise FileNotFoundError(
+            f"model directory {p} does not exist (models are loaded from local directories only)"
+        )
+    return p
+
+
+class HFEncoder:
+    """Mean-pooled, L2-normalised sentence embeddings from any local encoder directory (BERT, MiniLM, XLM-R ...)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        device: str = "cpu",
+        dtype: str = "float32",
+        batch_size: int = 64,
+        max_length: int = 256,
+    ) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self.path = _local_dir(path)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+        model = AutoModel.from_pretrained(str(self.path), local_files_only=True, torch_dtype=torch.float32)
+        self.model = _prepare(model, self.device, self.dtype)
+        self.dim = int(model.config.hidden_size)
+        self.batch_size = batch_size
+        self.max_length = max_length
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = []
+        # sort by length so padding stays small, restore order at the end
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        with torch.inference_mode():
+            for i in range(0, len(order), self.batch_size):
+                idx = order[i : i + self.batch_size]
+                enc = self.tokenizer(
+                    [texts[j] for j in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                ).to(self.device)
+                hidden = self.model(**enc).last_hidden_state.float()
+                mask = enc["attention_mask"].unsqueeze(-1).float()
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+                out.append(pooled.cpu().numpy())
+        emb = np.vstack(out)
+        restored = np.empty_like(emb)
+        restored[order] = emb
+        return l2_normalize(restored)
+
+
+def _label_order(id2label: dict[int, str]) -> list[int]:
+    """Indices of (negative, neutral, positive) in the model's labels; -1 where the model has no such label."""
+    names = {i: str(label).lower() for i, label in id2label.items()}
+    found = [-1, -1, -1]
+    for i, name in names.items():
+        if name.startswith("neg") or name in ("bad", "1 star", "label_neg"):
+            found[0] = i
+        elif name.startswith("neu") or name in ("mixed", "other"):
+            found[1] = i
+        elif name.startswith("pos") or name in ("good", "5 stars"):
+            found[2] = i
+    if found[0] >= 0 and found[2] >= 0:
+        return found
+    n = len(names)
+    if n == 3:
+        return [0, 1, 2]
+    if n == 2:
+        return [0, -1, 1]
+    raise ValueError(f"cannot map labels {sorted(names.values())} to negative/neutral/positive")
+
+
+class HFSentiment:
+    """Sequence-classification model from a local directory -> (negative, neutral, positive) probabilities.
+
+    Label names containing neg/neu/pos are mapped by name; otherwise 3 labels are read as (neg, neu, pos) and 2
+    labels as (neg, pos), with neutral probability taken from how undecided the model is.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        device: str = "cpu",
+        dtype: str = "float32",
+        batch_size: int = 32,
+        max_length: int = 256,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.path = _local_dir(path)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(self.path), local_files_only=True, torch_dtype=torch.float32
+        )
+        self.order = _label_order({int(k): v for k, v in model.config.id2label.items()})
+        self.model = _prepare(model, self.device, self.dtype)
+        self.batch_size = batch_size
+        self.max_length = max_length
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        if not texts:
+            return np.zeros((0, 3), dtype=np.float32)
+        rows = []
+        with torch.inference_mode():
+            for i in range(0, len(texts), self.batch_size):
+                enc = self.tokenizer(
+                    texts[i : i + self.batch_size],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                ).to(self.device)
+                probs = torch.softmax(self.model(**enc).logits.float(), dim=-1).cpu().numpy()
+                rows.append(probs)
+        p = np.vstack(rows)
+        out = np.zeros((len(texts), 3), dtype=np.float32)
+        for k, idx in enumerate(self.order):
+            if idx >= 0:
+                out[:, k] = p[:, idx]
+        if self.order[1] < 0:  # binary model: neutral where it is undecided
+            margin = np.abs(out[:, 0] - out[:, 2])
+            out[:, 1] = np.clip(1.0 - 2.5 * margin, 0.0, 1.0)
+        out /= out.sum(axis=1, keepdims=True)
+        return out.astype(np.float32)

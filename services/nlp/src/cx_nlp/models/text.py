@@ -1,0 +1,395 @@
+"""Text helpers shared by every component: script tables, Traditional -> Simplified folding, clause splitting,
+tokenisation and stable hashing.
+
+Traditional -> Simplified folding is character by character (OpenCC's character table), so the folded text has
+exactly the same length as the input: offsets found in the folded text are valid code-point offsets in the original.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+_HAN_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0xF900, 0xFAFF), (0x20000, 0x2EBEF))
+
+
+def is_han(ch: str) -> bool:
+    o = ord(ch)
+    return any(lo <= o <= hi for lo, hi in _HAN_RANGES)
+
+
+def _opencc_dictionary(name: str) -> list[tuple[str, list[str]]]:
+    """Rows of an OpenCC character table shipped by `opencc-python-reimplemented` (empty if not installed)."""
+    try:
+        base = resources.files("opencc") / "dictionary" / name
+        text = Path(str(base)).read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError, OSError):
+        return []
+    rows = []
+    for line in text.splitlines():
+        if "\t" not in line:
+            continue
+        key, values = line.split("\t", 1)
+        rows.append((key, values.split()))
+    return rows
+
+
+# A small built-in fallback so language detection still works without the OpenCC tables.
+_FALLBACK_T2S = dict(
+    zip(
+        "們這個來說時會對為與學國們還發問題們麼沒過還區體實現點開關於長東車門書電話網頁錢買賣貨務態較讓價質條運線號樣應該經",
+        "们这个来说时会对为与学国们还发问题们么没过还区体实现点开关于长东车门书电话网页钱买卖货务态较让价质条运线号样应该经",
+        strict=True,
+    )
+)
+
+
+@lru_cache(maxsize=1)
+def script_tables() -> tuple[dict[int, str], frozenset[str], frozenset[str]]:
+    """(Traditional->Simplified translate table, Simplified-only characters, Traditional-only characters)."""
+    ts = _opencc_dictionary("TSCharacters.txt")
+    st = _opencc_dictionary("STCharacters.txt")
+    t2s: dict[int, str] = {}
+    trad_only: set[str] = set()
+    simp_only: set[str] = set()
+    if ts and st:
+        for key, values in ts:
+            if len(key) == 1 and key not in values and len(values[0]) == 1:
+                t2s[ord(key)] = values[0]
+                trad_only.add(key)
+        for key, values in st:
+            if len(key) == 1 and key not in values:
+                simp_only.add(key)
+        # characters that are valid in both scripts are no evidence either way
+        both = trad_only & simp_only
+        trad_only -= both
+        simp_only -= both
+    else:
+        for t, s in _FALLBACK_T2S.items():
+            if t != s:
+                t2s[ord(t)] = s
+                trad_only.add(t)
+                simp_only.add(s)
+    return t2s, frozenset(simp_only), frozenset(trad_only)
+
+
+def to_simplified(text: str) -> str:
+    """Character-level Traditional -> Simplified folding; same length as the input."""
+    return text.translate(script_tables()[0])
+
+
+def normalize(text: str) -> str:
+    """Lower-cased, full-width ASCII folded, Simplified; same length as the input."""
+    folded = []
+    for ch in text:
+        o = ord(ch)
+        if 0xFF01 <= o <= 0xFF5E:
+            ch = chr(o - 0xFEE0)
+        elif o == 0x3000:
+            ch = " "
+        folded.append(ch)
+    return to_simplified("".join(folded)).lower()
+
+
+_CLAUSE_SPLIT = re.compile(
+    r"[。！？!?；;\n\r]+|[，,、:：](?=\s*\S)|\s+(?:but|however|although|though)\s+|但是|不过|可是|然而"
+)
+
+
+def clauses(text: str) -> Iterator[tuple[int, int]]:
+    """Code-point spans of the clauses of `text` (split on punctuation and contrastive conjunctions), trimmed."""
+    pos = 0
+    for m in _CLAUSE_SPLIT.finditer(text):
+        yield from _trimmed(text, pos, m.start())
+        pos = m.end()
+    yield from _trimmed(text, pos, len(text))
+
+
+def _trimmed(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    while start < end and (text[start].isspace() or text[start] in "\"'“”‘’()（）[]【】"):
+        start += 1
+    while end > start and (text[end - 1].isspace() or text[end - 1] in ".\"'“”‘’()（）[]【】"):
+        end -= 1
+    if end > start:
+        yield start, end
+
+
+_WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
+
+EN_STOPWORDS = frozenset(
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+        "im",
+        "ive",
+        "dont",
+        "didnt",
+        "cant",
+        "wont",
+        "isnt",
+        "its",
+        "it's",
+        "i'm",
+        "i've",
+        "don't",
+        "didn't",
+        "can't",
+        "won't",
+        "isn't",
+        "wasn't",
+        "aren't",
+        "doesn't",
+        "got",
+        "get",
+        "also",
+        "still",
+        "even",
+        "really",
+        "please",
+        "thanks",
+        "thank",
+        "hi",
+        "hello",
+        "dear",
+        "one",
+        "would",
+        "could",
+    ]
+)
+
+
+def en_words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+ZH_STOPWORDS = frozenset(
+    [
+        "的",
+        "了",
+        "是",
+        "我",
+        "你",
+        "他",
+        "她",
+        "它",
+        "们",
+        "我们",
+        "你们",
+        "他们",
+        "这",
+        "那",
+        "这个",
+        "那个",
+        "就",
+        "都",
+        "也",
+        "和",
+        "与",
+        "及",
+        "在",
+        "有",
+        "没有",
+        "很",
+        "太",
+        "非常",
+        "还",
+        "又",
+        "吧",
+        "吗",
+        "呢",
+        "啊",
+        "呀",
+        "哦",
+        "嗯",
+        "一个",
+        "一下",
+        "一些",
+        "什么",
+        "怎么",
+        "为什么",
+        "因为",
+        "所以",
+        "但是",
+        "不过",
+        "可是",
+        "如果",
+        "而且",
+        "然后",
+        "还是",
+        "或者",
+        "已经",
+        "可以",
+        "能",
+        "会",
+        "要",
+        "想",
+        "说",
+        "让",
+        "给",
+        "把",
+        "被",
+        "从",
+        "对",
+        "到",
+        "去",
+        "来",
+        "上",
+        "下",
+        "里",
+        "中",
+        "不",
+        "没",
+        "人",
+        "个",
+        "次",
+        "就是",
+        "这样",
+        "那样",
+        "自己",
+        "真的",
+        "感觉",
+        "觉得",
+        "比较",
+        "一直",
+        "一点",
+        "这么",
+        "那么",
+        "时候",
+        "现在",
+        "今天",
+        "东西",
+    ]
+)
+
+
+def stable_hash(text: str, digest_size: int = 8) -> int:
+    """Process-independent hash (Python's hash() is salted per process)."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=digest_size).digest(), "little")

@@ -1,0 +1,81 @@
+"""The transformers-based components load any local Hugging Face directory; tested with a tiny BERT built in code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from cx_nlp.models.hf import HFEncoder, HFSentiment, resolve_device, resolve_dtype  # noqa: E402
+
+
+def _tiny_bert(path: Path, labels: dict[int, str] | None) -> Path:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import BertConfig, BertForSequenceClassification, BertModel, PreTrainedTokenizerFast
+
+    vocab = {tok: i for i, tok in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"物流太慢好快", "good", "bad", "slow"])}
+    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]"
+    )
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    if labels is None:
+        model = BertModel(config)
+    else:
+        config.num_labels = len(labels)
+        config.id2label = labels
+        config.label2id = {v: k for k, v in labels.items()}
+        model = BertForSequenceClassification(config)
+    model.save_pretrained(path)
+    fast.save_pretrained(path)
+    return path
+
+
+def test_encoder_from_local_dir(tmp_path: Path) -> None:
+    enc = HFEncoder(_tiny_bert(tmp_path / "enc", None))
+    e = enc(["物流太慢", "good", "bad slow"])
+    assert e.shape == (3, 16) and e.dtype == np.float32
+    assert np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(enc(["good"]), e[1:2], atol=1e-5)  # batching/sorting does not change results
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "int8"])
+def test_sentiment_from_local_dir(tmp_path: Path, dtype: str) -> None:
+    path = _tiny_bert(tmp_path / "sent", {0: "NEGATIVE", 1: "NEUTRAL", 2: "POSITIVE"})
+    ref = HFSentiment(path)(["物流太慢", "good"])
+    clf = HFSentiment(path, dtype=dtype)
+    p = clf(["物流太慢", "good"])
+    assert p.shape == (2, 3) and p.dtype == np.float32
+    assert np.allclose(p.sum(axis=1), 1.0, atol=1e-4)
+    assert np.allclose(p, ref, atol=0.05)  # reduced precision stays close to float32
+
+
+def test_binary_labels_map_to_three_classes(tmp_path: Path) -> None:
+    clf = HFSentiment(_tiny_bert(tmp_path / "bin", {0: "neg", 1: "pos"}))
+    assert clf.order == [0, -1, 1]
+    assert clf(["bad"]).shape == (1, 3)
+
+
+def test_device_and_dtype_resolution() -> None:
+    assert resolve_device("cpu") == "cpu"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("cuda") == expected
+    assert resolve_dtype("auto", "cpu") == "float32"
+    assert resolve_dtype("auto", "cuda") == "bfloat16"
+    assert resolve_dtype("int8", "cuda") == "bfloat16"
+    with pytest.raises(ValueError, match="unsupported dtype"):
+        resolve_dtype("float8", "cpu")
+
+
+def test_missing_dir_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        HFSentiment(tmp_path / "nope")

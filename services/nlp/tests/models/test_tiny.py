@@ -1,0 +1,196 @@
+"""Fast unit tests on the tiny in-code model and the model-side building blocks."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from cx_nlp.evaluation import classification_report, evaluate, format_report, sample_codebook
+from cx_nlp.models import langid
+from cx_nlp.models.api import INTENTS, TASKS, CodebookNodeSpec, Pipeline, load_pipeline
+from cx_nlp.models.text import clauses, to_simplified
+
+
+def test_tiny_loads_fast_and_is_deterministic() -> None:
+    t0 = time.perf_counter()
+    a = load_pipeline(None)
+    assert time.perf_counter() - t0 < 2.0
+    b = load_pipeline(None)
+    texts = ["物流太慢了", "Great service, thank you!"]
+    assert a.analyze(texts, TASKS) == b.analyze(texts, TASKS)
+    assert np.array_equal(a.embed(texts), b.embed(texts))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("这家店的服务很好，下次还会再来", "zh-Hans"),
+        ("這家店的服務很好，下次還會再來", "zh-Hant"),
+        ("The delivery was late and nobody answered the phone.", "en"),
+        ("Le service était très lent et pas du tout aimable", "other"),
+        ("このお店のサービスはとても良かったです", "other"),
+        ("12345 !!!", "other"),
+    ],
+)
+def test_language_detection(text: str, expected: str) -> None:
+    assert langid.detect(text)[0] == expected
+
+
+def test_prediction_shapes(tiny: Pipeline) -> None:
+    texts = ["物流太慢了，我要投诉", "I love it", "", "How do I reset my password?"]
+    preds = tiny.analyze(texts, TASKS, max_keywords=3)
+    assert len(preds) == 4
+    for p in preds:
+        assert p.sentiment is not None and len(p.sentiment) == 3
+        assert abs(sum(p.sentiment) - 1.0) < 1e-4
+        assert set(p.intents) == set(INTENTS)
+        assert all(0.0 <= v <= 1.0 for v in p.intents.values())
+        assert len(p.keywords) <= 3
+        assert p.need_layer in (None, "pain", "itch", "delight")
+    assert preds[0].sentiment[0] > preds[0].sentiment[2]
+    assert preds[1].sentiment[2] > preds[1].sentiment[0]
+    assert preds[2].sentiment == (0.0, 1.0, 0.0) and preds[2].keywords == []
+    assert preds[3].intents["inquiry"] > 0.5
+
+
+def test_only_requested_tasks(tiny: Pipeline) -> None:
+    (p,) = tiny.analyze(["物流太慢了"], frozenset({"language"}))
+    assert p.language == "zh-Hans" and p.sentiment is None and p.intents == {} and p.keywords == []
+    with pytest.raises(ValueError, match="unknown tasks"):
+        tiny.analyze(["x"], frozenset({"translate"}))
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("再这样我就打12315投诉你们", "regulator_threat"),
+        ("我要去消协反映", "regulator_threat"),
+        ("I will report you to the Better Business Bureau", "regulator_threat"),
+        ("我已经联系律师，准备起诉", "legal_threat"),
+        ("I'm talking to my lawyer about a lawsuit", "legal_threat"),
+        ("我要发到网上让媒体曝光", "media_threat"),
+        ("再也不会在你们家买了", "churn_risk"),
+        ("Please cancel my subscription today", "churn_risk"),
+        ("我要投诉你们的快递员", "complaint"),
+        ("I want a refund, this is unacceptable", "complaint"),
+        ("孩子吃了以后过敏住院了", "safety_risk"),
+        ("你们泄露了我的个人信息", "compliance_risk"),
+        ("我想再买两台送朋友", "purchase_intent"),
+        ("有点贵，还在犹豫要不要买", "hesitation"),
+        ("請問可以開發票嗎？", "inquiry"),
+    ],
+)
+def test_intent_rules(tiny: Pipeline, text: str, intent: str) -> None:
+    (p,) = tiny.analyze([text], frozenset({"intents"}))
+    assert p.intents[intent] >= 0.5, p.intents
+
+
+def test_negated_purchase_is_not_purchase_intent(tiny: Pipeline) -> None:
+    (p,) = tiny.analyze(["质量太差，不会再买了"], frozenset({"intents"}))
+    assert p.intents["churn_risk"] >= 0.5
+    assert p.intents["purchase_intent"] < 0.5
+
+
+def test_need_layer(tiny: Pipeline) -> None:
+    preds = tiny.analyze(["垃圾产品，我要投诉", "希望能增加夜间配送", "太棒了，超出预期！"], frozenset({"needs"}))
+    assert [p.need_layer for p in preds] == ["pain", "itch", "delight"]
+
+
+def test_keywords_keep_the_texts_script(tiny: Pipeline) -> None:
+    (p,) = tiny.analyze(["這家餐廳的服務態度非常差，等了一個小時"], frozenset({"keywords"}), max_keywords=5)
+    words = [w for w, _ in p.keywords]
+    assert words and all(w in "這家餐廳的服務態度非常差，等了一個小時" for w in words)
+    assert p.keywords[0][1] == 1.0
+
+
+def test_traditional_folding_keeps_offsets() -> None:
+    text = "門店排隊太久了"
+    assert to_simplified(text) == "门店排队太久了"
+    assert len(to_simplified(text)) == len(text)
+
+
+def test_clauses() -> None:
+    text = "物流很快，但是包装破损了。Service was fine but the box was crushed!"
+    spans = [text[s:e] for s, e in clauses(text)]
+    assert spans == ["物流很快", "包装破损了", "Service was fine", "the box was crushed"]
+
+
+def _codebook(p: Pipeline):  # noqa: ANN202
+    nodes, primary = sample_codebook()
+    return p.compile_codebook(nodes, primary)
+
+
+def test_codebook_keyword_match_and_span(tiny: Pipeline) -> None:
+    cb = _codebook(tiny)
+    assert cb.node_count == 15 and len(cb.fingerprint) == 64
+    text = "东西还行，但是快递一周了还没到，客服也不回复"
+    (p,) = tiny.analyze([text], frozenset({"aspects"}), cb)
+    assert not p.unmatched
+    by_node = {a.node_id: a for a in p.aspects}
+    late = by_node["prod.delivery.late"]
+    assert late.path == ["产品", "物流", "配送延迟"]
+    assert text[late.start : late.end] == late.opinion == "快递一周了还没到"
+    assert late.matched_by in ("keyword", "keyword+embedding")
+    assert "svc.cs.response" in by_node
+    (q,) = tiny.analyze(["今天天气不错"], frozenset({"aspects"}), cb)
+    assert q.unmatched and q.aspects == []
+
+
+def test_codebook_traditional_and_english(tiny: Pipeline) -> None:
+    cb = _codebook(tiny)
+    preds = tiny.analyze(["門店排隊太久了", "My parcel arrived two weeks late"], frozenset({"aspects"}), cb)
+    assert [a.node_id for a in preds[0].aspects] == ["svc.store.queue"]
+    assert [a.node_id for a in preds[1].aspects] == ["prod.delivery.late"]
+    assert preds[1].aspects[0].polarity in ("negative", "neutral", "positive")
+
+
+def test_codebook_fingerprint_and_validation(tiny: Pipeline) -> None:
+    nodes, primary = sample_codebook()
+    a = tiny.compile_codebook(nodes, primary)
+    b = tiny.compile_codebook(list(reversed(nodes)), primary)
+    assert a.fingerprint == b.fingerprint
+    changed = [*nodes[:-1], CodebookNodeSpec(**{**nodes[-1].__dict__, "keywords": ("贵",)})]
+    assert tiny.compile_codebook(changed, primary).fingerprint != a.fingerprint
+    with pytest.raises(ValueError, match="unknown parent"):
+        tiny.compile_codebook([CodebookNodeSpec("x", "nope", 2, {"en": "X"})])
+    with pytest.raises(ValueError, match="level"):
+        tiny.compile_codebook([CodebookNodeSpec("x", "", 4, {"en": "X"})])
+
+
+def test_embeddings_normalised_float32(tiny: Pipeline) -> None:
+    e = tiny.embed(["a", "物流", "The parcel was late"])
+    assert e.dtype == np.float32 and e.shape == (3, tiny.embedding_dim)
+    assert np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    assert tiny.embed([]).shape == (0, tiny.embedding_dim)
+
+
+def test_cluster_ranks_by_size(tiny: Pipeline) -> None:
+    texts = ["物流太慢了", "物流太慢了吧", "物流真的太慢", "物流太慢了!", "I love this product", "love this product", "I love the product"]
+    clusters, noise = tiny.cluster(texts, tiny.embed(texts), min_cluster_size=3)
+    assert [sorted(c.members) for c in clusters] == [[0, 1, 2, 3], [4, 5, 6]]
+    assert noise == []
+    assert clusters[0].representatives[0] in clusters[0].members
+    assert clusters[0].keywords and clusters[0].keywords[0][0] in ("太慢", "物流")
+
+
+def test_evaluate_and_report(tiny: Pipeline) -> None:
+    rows = [
+        {"text": "太差了，垃圾", "label": "negative"},
+        {"text": "非常满意，谢谢", "label": "positive"},
+        {"text": "请问几点开门", "label": "neutral"},
+    ]
+    rep = evaluate(tiny, "sentiment", rows)
+    assert rep["n"] == 3 and set(rep["per_class"]) == {"negative", "neutral", "positive"}
+    assert 0.0 <= rep["macro_f1"] <= 1.0
+    assert "macro-F1" in format_report(rep)
+    with pytest.raises(ValueError, match="unknown sentiment labels"):
+        evaluate(tiny, "sentiment", [{"text": "x", "label": "good"}])
+
+
+def test_classification_report_values() -> None:
+    rep = classification_report(["a", "a", "b", "b"], ["a", "b", "b", "b"], ["a", "b"])
+    assert rep["accuracy"] == 0.75
+    assert rep["per_class"]["a"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
+    assert rep["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
