@@ -31,7 +31,8 @@ def test_build_is_complete(default_model_dir: Path) -> None:
 
 def test_language(default: Pipeline) -> None:
     preds = default.analyze(
-        ["这个产品质量很好，物流也快", "這個產品品質很好，物流也快", "The product quality is great"], frozenset({"language"})
+        ["这个产品质量很好，物流也快", "這個產品品質很好，物流也快", "The product quality is great"],
+        frozenset({"language"}),
     )
     assert [p.language for p in preds] == ["zh-Hans", "zh-Hant", "en"]
 
@@ -72,7 +73,11 @@ def test_aspects(default: Pipeline) -> None:
 
 def test_intents(default: Pipeline) -> None:
     preds = default.analyze(
-        ["客服不处理，我要打12315投诉你们", "I'm cancelling my subscription, never buying from you again", "I will report you to the FTC"],
+        [
+            "客服不处理，我要打12315投诉你们",
+            "I'm cancelling my subscription, never buying from you again",
+            "I will report you to the FTC",
+        ],
         frozenset({"intents"}),
     )
     assert preds[0].intents["complaint"] > 0.5 and preds[0].intents["regulator_threat"] > 0.5

@@ -117,7 +117,7 @@ def test_clauses() -> None:
     assert spans == ["物流很快", "包装破损了", "Service was fine", "the box was crushed"]
 
 
-def _codebook(p: Pipeline):  # noqa: ANN202
+def _codebook(p: Pipeline):
     nodes, primary = sample_codebook()
     return p.compile_codebook(nodes, primary)
 
@@ -167,7 +167,15 @@ def test_embeddings_normalised_float32(tiny: Pipeline) -> None:
 
 
 def test_cluster_ranks_by_size(tiny: Pipeline) -> None:
-    texts = ["物流太慢了", "物流太慢了吧", "物流真的太慢", "物流太慢了!", "I love this product", "love this product", "I love the product"]
+    texts = [
+        "物流太慢了",
+        "物流太慢了吧",
+        "物流真的太慢",
+        "物流太慢了!",
+        "I love this product",
+        "love this product",
+        "I love the product",
+    ]
     clusters, noise = tiny.cluster(texts, tiny.embed(texts), min_cluster_size=3)
     assert [sorted(c.members) for c in clusters] == [[0, 1, 2, 3], [4, 5, 6]]
     assert noise == []

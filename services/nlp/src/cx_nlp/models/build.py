@@ -162,7 +162,8 @@ def build_default_model(out_dir: Path, *, progress: bool = True) -> Path:
 def _idf(x: Any) -> np.ndarray:
     n = x.shape[0]
     df = np.bincount(x.indices, minlength=x.shape[1]).astype(np.float64)
-    return (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
+    out: np.ndarray = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
+    return out
 
 
 def _train_zh_sentiment(texts: list[str], y: np.ndarray, path: Path) -> None:

@@ -87,5 +87,7 @@ def _agglomerative(x: np.ndarray, threshold: float) -> np.ndarray:
 def _hdbscan(x: np.ndarray, min_cluster_size: int) -> np.ndarray:
     from sklearn.cluster import HDBSCAN
 
-    model = HDBSCAN(min_cluster_size=min_cluster_size, min_samples=max(1, min_cluster_size // 2), metric="euclidean", copy=True)
+    model = HDBSCAN(
+        min_cluster_size=min_cluster_size, min_samples=max(1, min_cluster_size // 2), metric="euclidean", copy=True
+    )
     return np.asarray(model.fit_predict(x))

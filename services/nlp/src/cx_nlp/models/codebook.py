@@ -48,9 +48,7 @@ def fingerprint(nodes: list[CodebookNodeSpec], primary_language: str) -> str:
         }
         for n in sorted(nodes, key=lambda n: n.id)
     ]
-    blob = json.dumps(
-        {"primary_language": primary_language, "nodes": canon}, ensure_ascii=False, sort_keys=True
-    )
+    blob = json.dumps({"primary_language": primary_language, "nodes": canon}, ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -101,9 +99,7 @@ class Codebook:
                 if any(p.search(segment) for p in node.patterns):
                     kw[ni] = node.depth
             # keep the deepest hits only (a child's keyword beats its parent's)
-            kw_nodes = {
-                ni for ni in kw if not any(self._is_ancestor(ni, other) for other in kw if other != ni)
-            }
+            kw_nodes = {ni for ni in kw if not any(self._is_ancestor(ni, other) for other in kw if other != ni)}
             sims: dict[int, float] = {}
             if clause_vectors is not None and len(self.leaf_index):
                 row = self.example_vectors @ clause_vectors[ci]
@@ -181,9 +177,7 @@ def compile_codebook(
         terms = list(n.keywords) + list(n.names.values())
         patterns = [p for p in (_term_pattern(t) for t in dict.fromkeys(terms)) if p is not None]
         ancestors = frozenset(c.id for c in chain[1:])
-        compiled.append(
-            CompiledNode(spec=n, path=path, depth=n.level, patterns=patterns, ancestors=ancestors)
-        )
+        compiled.append(CompiledNode(spec=n, path=path, depth=n.level, patterns=patterns, ancestors=ancestors))
     leaf_index: list[int] = []
     texts: list[str] = []
     if encoder is not None:

@@ -6,6 +6,7 @@ the order (negative, neutral, positive), encoders return (n, d) float32 rows wit
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from pathlib import Path
@@ -34,7 +35,8 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return (x / norms).astype(np.float32)
+    out: np.ndarray = (x / norms).astype(np.float32)
+    return out
 
 
 # -- tiny, in-code components ------------------------------------------------------------------------------------
@@ -51,7 +53,7 @@ class HashingEncoder:
         feats: list[str] = []
         han = [ch for ch in norm if is_han(ch)]
         feats.extend(han)
-        feats.extend(a + b for a, b in zip(han, han[1:], strict=False))
+        feats.extend(a + b for a, b in itertools.pairwise(han))
         for w in en_words(norm):
             feats.append("w:" + w)
             padded = f"<{w}>"
@@ -115,7 +117,8 @@ class NgramSentiment:
 
     def logits(self, texts: list[str]) -> np.ndarray:
         x = _tfidf(self.vectorizer.transform(texts), self.idf)
-        return np.asarray(x @ self.coef.T) + self.intercept
+        out: np.ndarray = np.asarray(x @ self.coef.T) + self.intercept
+        return out
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -170,7 +173,8 @@ def softmax(z: np.ndarray) -> np.ndarray:
     z = np.asarray(z, dtype=np.float64)
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    out: np.ndarray = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    return out
 
 
 class ConcatEncoder:

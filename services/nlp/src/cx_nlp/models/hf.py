@@ -46,7 +46,9 @@ def _prepare(model: Any, device: str, dtype: str) -> Any:
 
     model.eval()
     if dtype == "int8":
-        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        model = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
+            model, {torch.nn.Linear}, dtype=torch.qint8
+        )
     elif dtype in ("bfloat16", "float16"):
         model = model.to(getattr(torch, dtype))
     return model.to(device)
@@ -55,9 +57,7 @@ def _prepare(model: Any, device: str, dtype: str) -> Any:
 def _local_dir(path: str | Path) -> Path:
     p = Path(path).expanduser()
     if not p.is_dir():
-        raise FileNotFoundError(
-            f"model directory {p} does not exist (models are loaded from local directories only)"
-        )
+        raise FileNotFoundError(f"model directory {p} does not exist (models are loaded from local directories only)")
     return p
 
 

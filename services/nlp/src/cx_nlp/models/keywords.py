@@ -100,9 +100,5 @@ def terms(text: str, language: str) -> list[str]:
     """Content words of a text (for cluster labels)."""
     if language.startswith("zh"):
         norm = normalize(text)
-        return [
-            w
-            for w in jieba_cut(norm)
-            if len(w) > 1 and w not in ZH_STOPWORDS and not re.fullmatch(r"[\d\W_]+", w)
-        ]
+        return [w for w in jieba_cut(norm) if len(w) > 1 and w not in ZH_STOPWORDS and not re.fullmatch(r"[\d\W_]+", w)]
     return [w for w in en_words(text) if w not in EN_STOPWORDS and len(w) > 2]

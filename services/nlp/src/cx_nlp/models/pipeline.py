@@ -152,7 +152,9 @@ class CxPipeline:
             languages = [langid.detect(t)[0] for t in texts]
         out = np.zeros((len(texts), 3), dtype=np.float32)
         out[:, 1] = 1.0  # empty / non-linguistic text: neutral
-        zh = [i for i, (t, lang) in enumerate(zip(texts, languages, strict=True)) if t.strip() and lang.startswith("zh")]
+        zh = [
+            i for i, (t, lang) in enumerate(zip(texts, languages, strict=True)) if t.strip() and lang.startswith("zh")
+        ]
         other = [i for i, t in enumerate(texts) if t.strip() and i not in set(zh)]
         if zh:
             out[zh] = self.zh_sentiment([texts[i] for i in zh])
@@ -272,8 +274,10 @@ def load_default(
     else:
         zh_sent = NgramSentiment(model_dir / comp["zh_sentiment"]["file"])
         lex = EnLexicon.load(model_dir / comp["en_lexicon"]["file"])
-        en_head_encoder = en_encoder if "embedding" not in overrides else HFEncoder(
-            _package_dir(comp["en_encoder"]["package"]), device=device, dtype=dtype
+        en_head_encoder = (
+            en_encoder
+            if "embedding" not in overrides
+            else HFEncoder(_package_dir(comp["en_encoder"]["package"]), device=device, dtype=dtype)
         )
         en_sent = HeadSentiment(model_dir / comp["en_sentiment"]["file"], en_head_encoder, lex)
         info["sentiment"] = {"zh": "char-ngram-logreg", "en": "minilm-head+lexicon"}

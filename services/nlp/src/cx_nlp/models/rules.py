@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (long regular-expression alternations read best on one line)
 """Rule layers: intent lexicons (Chinese + English), need layer (pain / itch / delight) and a small sentiment lexicon.
 
 All patterns run on `text.normalize(...)` output: lower case, half-width ASCII, Simplified characters, so one
@@ -465,8 +466,7 @@ def lexicon_sentiment(norm: str) -> tuple[float, float, float]:
     for i, tok in enumerate(tokens):
         sign = 1.0 if tok in _EN_POS else -1.0 if tok in _EN_NEG else 0.0
         if sign and any(
-            t in {"not", "never", "no", "don't", "didn't", "isn't", "wasn't"}
-            for t in tokens[max(0, i - 3) : i]
+            t in {"not", "never", "no", "don't", "didn't", "isn't", "wasn't"} for t in tokens[max(0, i - 3) : i]
         ):
             sign = -sign
         score += sign
