@@ -1,18 +1,20 @@
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from cx_alerts.main import create_app
+sys.path.insert(0, str(Path(__file__).parent))
+
+from alerts_testkit import SERVICE_DIR, Env
+
 from cx_alerts.settings import SCHEMA, Settings
 from cx_local.pytest_plugin import TokenMinter, app_client
 
-SERVICE_DIR = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture
-async def client(cx_service_db, cx_nats_url, cx_events, cx_tokens: TokenMinter) -> AsyncIterator[httpx.AsyncClient]:
+async def env(cx_service_db, cx_nats_url, cx_events, cx_tokens: TokenMinter) -> Env:
     db = await cx_service_db(SERVICE_DIR, SCHEMA)
     settings = Settings(
         environment="test",
@@ -21,6 +23,12 @@ async def client(cx_service_db, cx_nats_url, cx_events, cx_tokens: TokenMinter) 
         events_stream=cx_events.stream,
         events_subject_prefix=cx_events.subject_prefix,
         log_json=False,
+        scheduler_poll_s=0.05,
     )
-    async with app_client(create_app(settings), cx_tokens) as c:
+    return Env(settings=settings, db=db, tokens=cx_tokens, nats_url=cx_nats_url)
+
+
+@pytest.fixture
+async def client(env: Env) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(env.app(), env.tokens) as c:
         yield c

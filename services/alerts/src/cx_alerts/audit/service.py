@@ -1,0 +1,146 @@
+"""Write and read the audit trail. Entries of a tenant form a SHA-256 chain, so a rewritten or removed entry is
+detectable (`verify_chain`); writers of one tenant are serialised by a transaction-scoped advisory lock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cx_alerts.audit.models import AuditEntry
+from cx_common.auth import Principal
+from cx_common.context import current_request_id
+from cx_common.pagination import decode_cursor, encode_cursor
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class Actor:
+    type: str  # user | rule | system
+    id: str
+
+    @classmethod
+    def of(cls, principal: Principal) -> Actor:
+        return cls("user", principal.user_id)
+
+
+SYSTEM_SLA = Actor("system", "sla-scheduler")
+
+
+def _canonical(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str, sort_keys=True))
+
+
+def entry_hash(prev_hash: str, fields: dict[str, Any]) -> str:
+    body = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
+def _hashed_fields(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "tenant_id": str(entry.tenant_id),
+        "occurred_at": entry.occurred_at.astimezone(dt.UTC).isoformat(),
+        "actor_type": entry.actor_type,
+        "actor_id": entry.actor_id,
+        "entity_type": entry.entity_type,
+        "entity_id": entry.entity_id,
+        "action": entry.action,
+        "before": entry.before,
+        "after": entry.after,
+        "request_id": entry.request_id,
+    }
+
+
+async def record(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    actor: Actor,
+    *,
+    entity_type: str,
+    entity_id: object,
+    action: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEntry:
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext('audit:' || :tenant))"), {"tenant": str(tenant_id)}
+    )
+    prev = (
+        await session.execute(
+            select(AuditEntry.hash).where(AuditEntry.tenant_id == tenant_id).order_by(AuditEntry.id.desc()).limit(1)
+        )
+    ).scalar_one_or_none()
+    now = (await session.execute(select(func.clock_timestamp()))).scalar_one()
+    entry = AuditEntry(
+        tenant_id=tenant_id,
+        occurred_at=now,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        entity_type=entity_type,
+        entity_id=str(entity_id),
+        action=action,
+        before=_canonical(before) if before is not None else None,
+        after=_canonical(after) if after is not None else None,
+        request_id=current_request_id(),
+        prev_hash=prev or GENESIS,
+        hash="",
+    )
+    entry.hash = entry_hash(entry.prev_hash, _hashed_fields(entry))
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+async def list_page(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    *,
+    limit: int,
+    cursor: str | None,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    actor_id: str | None = None,
+    action: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> tuple[list[AuditEntry], str | None]:
+    query = select(AuditEntry).where(AuditEntry.tenant_id == tenant_id)
+    if entity_type:
+        query = query.where(AuditEntry.entity_type == entity_type)
+    if entity_id:
+        query = query.where(AuditEntry.entity_id == entity_id)
+    if actor_id:
+        query = query.where(AuditEntry.actor_id == actor_id)
+    if action:
+        query = query.where(AuditEntry.action == action)
+    if since:
+        query = query.where(AuditEntry.occurred_at >= since)
+    if until:
+        query = query.where(AuditEntry.occurred_at < until)
+    if (after := decode_cursor(cursor)) is not None:
+        query = query.where(AuditEntry.id > int(after.get("id", 0)))
+    rows = list((await session.execute(query.order_by(AuditEntry.id).limit(limit + 1))).scalars())
+    next_cursor = encode_cursor({"id": rows[limit - 1].id}) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+async def verify_chain(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[bool, int, int | None]:
+    """(intact, entries checked, id of the first broken entry)."""
+    prev = GENESIS
+    checked = 0
+    result = await session.stream_scalars(
+        select(AuditEntry).where(AuditEntry.tenant_id == tenant_id).order_by(AuditEntry.id)
+    )
+    async for entry in result:
+        checked += 1
+        if entry.prev_hash != prev or entry_hash(prev, _hashed_fields(entry)) != entry.hash:
+            return False, checked, entry.id
+        prev = entry.hash
+    return True, checked, None

@@ -1,0 +1,637 @@
+"""Ticket lifecycle: open (owner through the org tree, SLA deadlines), transitions, edits, comments, closed-loop
+contacts, and escalation one level up the org tree when an SLA timer fires."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cx.events.v1 import events_pb2
+from cx_alerts.audit import service as audit
+from cx_alerts.context import Ctx
+from cx_alerts.notifications import service as notifications
+from cx_alerts.org import service as org
+from cx_alerts.sla import service as sla
+from cx_alerts.sla.models import SlaTimer
+from cx_alerts.tickets.models import CustomerContact, Ticket, TicketComment
+from cx_common.auth import Principal
+from cx_common.errors import Problem
+from cx_common.pagination import decode_cursor, encode_cursor
+
+STATUSES = ("open", "acknowledged", "in_progress", "waiting_customer", "resolved", "closed")
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "open": ("acknowledged", "in_progress", "resolved"),
+    "acknowledged": ("in_progress", "waiting_customer", "resolved"),
+    "in_progress": ("waiting_customer", "resolved"),
+    "waiting_customer": ("in_progress", "resolved"),
+    "resolved": ("closed", "in_progress"),  # in_progress = reopen
+    "closed": ("in_progress",),  # reopen
+}
+ACTIVE = ("open", "acknowledged", "in_progress", "waiting_customer")
+PRIORITY_RANK = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
+
+
+def snapshot(t: Ticket) -> dict[str, Any]:
+    return {
+        "status": t.status,
+        "priority": t.priority,
+        "title": t.title,
+        "owner_user_id": t.owner_user_id,
+        "assigned_org_unit_id": t.assigned_org_unit_id,
+        "escalation_level": t.escalation_level,
+        "watchers": list(t.watchers),
+        "first_response_due": t.first_response_due,
+        "resolution_due": t.resolution_due,
+        "first_response_breached": t.first_response_breached,
+        "resolution_breached": t.resolution_breached,
+        "resolution_code": t.resolution_code,
+        "outcome": t.outcome,
+        "version": t.version,
+    }
+
+
+def to_event(t: Ticket) -> events_pb2.TicketChanged:
+    event = events_pb2.TicketChanged(
+        ticket_id=str(t.id),
+        status=t.status,
+        priority=t.priority,
+        org_unit_id=t.org_unit_id,
+        owner_user_id=t.owner_user_id or "",
+        alert_id=str(t.alert_id) if t.alert_id else "",
+        source_feedback_id=t.source_feedback_id,
+        source_response_id=t.source_response_id,
+        escalation_level=t.escalation_level,
+        first_response_breached=t.first_response_breached,
+        resolution_breached=t.resolution_breached,
+        resolution_code=t.resolution_code,
+        touchpoint_id=t.touchpoint_id,
+        channel=t.channel,
+    )
+    for name, value in (
+        ("first_response_due", t.first_response_due),
+        ("resolution_due", t.resolution_due),
+        ("created_at", t.opened_at),
+        ("resolved_at", t.resolved_at),
+    ):
+        if value is not None:
+            getattr(event, name).FromDatetime(value.astimezone(dt.UTC).replace(tzinfo=None))
+    return event
+
+
+async def emit(session: AsyncSession, ctx: Ctx, ticket: Ticket, event_type: str) -> None:
+    await ctx.emit(session, ticket.tenant_id, event_type, to_event(ticket))
+
+
+def visible_to(principal: Principal, ticket: Ticket) -> bool:
+    return principal.org_unit_id is None or principal.org_unit_id in ticket.org_path
+
+
+async def get(
+    session: AsyncSession, tenant_id: uuid.UUID, ticket_id: uuid.UUID, *, lock: bool = False
+) -> Ticket | None:
+    query = select(Ticket).where(Ticket.tenant_id == tenant_id, Ticket.id == ticket_id)
+    if lock:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def list_page(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    limit: int,
+    cursor: str | None,
+    status: Sequence[str] = (),
+    priority: str | None = None,
+    owner_user_id: str | None = None,
+    org_unit_id: str | None = None,
+    customer_key: str | None = None,
+) -> tuple[list[Ticket], str | None]:
+    query = select(Ticket).where(Ticket.tenant_id == principal.tenant_id)
+    if principal.org_unit_id is not None:
+        query = query.where(Ticket.org_path.contains([principal.org_unit_id]))
+    if status:
+        query = query.where(Ticket.status.in_(status))
+    if priority:
+        query = query.where(Ticket.priority == priority)
+    if owner_user_id:
+        query = query.where(Ticket.owner_user_id == owner_user_id)
+    if org_unit_id:
+        query = query.where(Ticket.org_path.contains([org_unit_id]))
+    if customer_key:
+        query = query.where(Ticket.customer_key == customer_key)
+    if (after := decode_cursor(cursor)) is not None:
+        query = query.where(Ticket.id < uuid.UUID(str(after.get("id"))))
+    rows = list((await session.execute(query.order_by(Ticket.id.desc()).limit(limit + 1))).scalars())
+    next_cursor = encode_cursor({"id": str(rows[limit - 1].id)}) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+async def _arm(session: AsyncSession, ctx: Ctx, ticket: Ticket, *, first: bool, resolution: bool) -> None:
+    policy = await sla.policy_for(session, ticket.tenant_id, ticket.priority)
+    start = ticket.opened_at
+    now = ctx.now()
+    if first:
+        await sla.cancel_timers(session, ticket.id, now, ("first_response",))
+        ticket.first_response_due = await sla.due(
+            session, ticket.tenant_id, ticket.org_unit_id, start, policy.first_response_minutes, policy.business_hours
+        )
+        sla.add_timer(session, ticket.tenant_id, ticket.id, "first_response", ticket.first_response_due)
+    if resolution:
+        await sla.cancel_timers(session, ticket.id, now, ("resolution",))
+        ticket.resolution_due = await sla.due(
+            session, ticket.tenant_id, ticket.org_unit_id, start, policy.resolution_minutes, policy.business_hours
+        )
+        sla.add_timer(session, ticket.tenant_id, ticket.id, "resolution", ticket.resolution_due)
+
+
+async def open_ticket(
+    session: AsyncSession,
+    ctx: Ctx,
+    tenant_id: uuid.UUID,
+    actor: audit.Actor,
+    *,
+    title: str,
+    priority: str,
+    org_unit_id: str,
+    customer_key: str = "",
+    touchpoint_id: str = "",
+    channel: str = "",
+    rule_id: uuid.UUID | None = None,
+    alert_id: uuid.UUID | None = None,
+    source_event_id: uuid.UUID | None = None,
+    source_type: str = "manual",
+    response_id: str = "",
+    feedback_id: str = "",
+    payload: dict[str, Any] | None = None,
+    watchers: Sequence[str] = (),
+    owner_user_id: str | None = None,
+) -> Ticket:
+    unit = await org.get_unit(session, tenant_id, org_unit_id)
+    owner: str | None
+    if owner_user_id:
+        owner, assigned = owner_user_id, org_unit_id
+    else:
+        owner, found = await org.manager_for(session, tenant_id, org_unit_id)
+        assigned = found or org_unit_id
+    ticket = Ticket(
+        id=uuid.uuid4(),
+        tenant_id=tenant_id,
+        title=title,
+        status="open",
+        priority=priority,
+        org_unit_id=org_unit_id,
+        org_path=org.path_of(unit, org_unit_id),
+        assigned_org_unit_id=assigned or "",
+        owner_user_id=owner,
+        watchers=list(dict.fromkeys(watchers)),
+        customer_key=customer_key,
+        touchpoint_id=touchpoint_id,
+        channel=channel,
+        rule_id=rule_id,
+        alert_id=alert_id,
+        source_event_id=source_event_id,
+        source_type=source_type,
+        source_response_id=response_id,
+        source_feedback_id=feedback_id,
+        source_payload=payload,
+        opened_at=ctx.now(),
+        created_by=f"{actor.type}:{actor.id}",
+        version=1,
+    )
+    session.add(ticket)
+    await session.flush()
+    await _arm(session, ctx, ticket, first=True, resolution=True)
+    await session.flush()
+    await audit.record(
+        session, tenant_id, actor, entity_type="ticket", entity_id=ticket.id, action="created", after=snapshot(ticket)
+    )
+    await emit(session, ctx, ticket, "ticket.created")
+    await notifications.notify(
+        session,
+        tenant_id,
+        [ticket.owner_user_id, *ticket.watchers],
+        kind="ticket_assigned",
+        title=f"[{priority}] {title}",
+        template="ticket_assigned",
+        params={"priority": priority, "title": title},
+        body=f"due for first response at {ticket.first_response_due:%Y-%m-%d %H:%M} UTC",
+        ticket_id=ticket.id,
+        alert_id=alert_id,
+    )
+    return ticket
+
+
+async def _mark_responded(session: AsyncSession, ctx: Ctx, ticket: Ticket) -> None:
+    if ticket.first_responded_at is None:
+        now = ctx.now()
+        ticket.first_responded_at = now
+        await sla.cancel_timers(session, ticket.id, now, ("first_response",))
+        await sla.cancel_timers(session, ticket.id, now, ("escalation",), reason="first_response")
+
+
+async def transition(
+    session: AsyncSession,
+    ctx: Ctx,
+    ticket: Ticket,
+    actor: audit.Actor,
+    to: str,
+    *,
+    resolution_code: str | None = None,
+    outcome: str | None = None,
+    note: str | None = None,
+) -> Ticket:
+    allowed = TRANSITIONS[ticket.status]
+    if to not in allowed:
+        raise Problem(
+            409,
+            f"status: cannot go from {ticket.status} to {to}; allowed: {', '.join(allowed)}",
+            field="status",
+            current_status=ticket.status,
+            allowed=list(allowed),
+        )
+    if to == "resolved" and not resolution_code:
+        raise Problem(
+            422,
+            "resolution_code: required to resolve a ticket",
+            title="Validation failed",
+            errors=[{"field": "resolution_code", "message": "required to resolve a ticket", "type": "missing"}],
+        )
+    before = snapshot(ticket)
+    now = ctx.now()
+    reopen = ticket.status in ("resolved", "closed") and to == "in_progress"
+    if to != "closed":
+        await _mark_responded(session, ctx, ticket)
+    event_type = {"acknowledged": "ticket.acknowledged", "resolved": "ticket.resolved", "closed": "ticket.closed"}.get(
+        to, "ticket.updated"
+    )
+    if to == "resolved":
+        ticket.resolved_at = now
+        ticket.resolution_code = resolution_code or ""
+        ticket.outcome = outcome or ticket.outcome
+        await sla.cancel_timers(session, ticket.id, now, ("resolution", "escalation"))
+    elif to == "closed":
+        ticket.closed_at = now
+    if reopen:
+        event_type = "ticket.reopened"
+        ticket.resolved_at = None
+        ticket.closed_at = None
+        ticket.resolution_code = ""
+        policy = await sla.policy_for(session, ticket.tenant_id, ticket.priority)
+        ticket.resolution_due = await sla.due(
+            session, ticket.tenant_id, ticket.org_unit_id, now, policy.resolution_minutes, policy.business_hours
+        )
+        ticket.resolution_breached = False
+        sla.add_timer(session, ticket.tenant_id, ticket.id, "resolution", ticket.resolution_due)
+    ticket.status = to
+    ticket.version += 1
+    if note:
+        session.add(
+            TicketComment(
+                id=uuid.uuid4(),
+                tenant_id=ticket.tenant_id,
+                ticket_id=ticket.id,
+                author_id=actor.id,
+                body=note,
+                internal=True,
+            )
+        )
+    await session.flush()
+    await audit.record(
+        session,
+        ticket.tenant_id,
+        actor,
+        entity_type="ticket",
+        entity_id=ticket.id,
+        action=f"status:{to}",
+        before=before,
+        after=snapshot(ticket),
+    )
+    await emit(session, ctx, ticket, event_type)
+    return ticket
+
+
+async def edit(
+    session: AsyncSession,
+    ctx: Ctx,
+    ticket: Ticket,
+    actor: audit.Actor,
+    changes: dict[str, Any],
+) -> Ticket:
+    before = snapshot(ticket)
+    if (
+        "owner_user_id" in changes
+        and changes["owner_user_id"] is not None
+        and await org.get_user(session, ticket.tenant_id, changes["owner_user_id"]) is None
+    ):
+        raise Problem(
+            422,
+            f"owner_user_id: unknown user {changes['owner_user_id']}",
+            title="Validation failed",
+            errors=[{"field": "owner_user_id", "message": "unknown or inactive user", "type": "unknown"}],
+        )
+    if "watchers" in changes:
+        for index, user_id in enumerate(changes["watchers"]):
+            if await org.get_user(session, ticket.tenant_id, user_id) is None:
+                raise Problem(
+                    422,
+                    f"watchers.{index}: unknown user {user_id}",
+                    title="Validation failed",
+                    errors=[{"field": f"watchers.{index}", "message": "unknown or inactive user", "type": "unknown"}],
+                )
+        ticket.watchers = list(dict.fromkeys(changes["watchers"]))
+    if "title" in changes:
+        ticket.title = changes["title"]
+    new_owner = changes.get("owner_user_id")
+    if "owner_user_id" in changes and new_owner != ticket.owner_user_id:
+        ticket.owner_user_id = new_owner
+        await notifications.notify(
+            session,
+            ticket.tenant_id,
+            [new_owner],
+            kind="ticket_assigned",
+            title=f"[{ticket.priority}] {ticket.title}",
+            template="ticket_assigned",
+            params={"priority": ticket.priority, "title": ticket.title},
+            ticket_id=ticket.id,
+        )
+    if "priority" in changes and changes["priority"] != ticket.priority:
+        ticket.priority = changes["priority"]
+        await _arm(session, ctx, ticket, first=ticket.first_responded_at is None, resolution=ticket.resolved_at is None)
+    ticket.version += 1
+    await session.flush()
+    await audit.record(
+        session,
+        ticket.tenant_id,
+        actor,
+        entity_type="ticket",
+        entity_id=ticket.id,
+        action="updated",
+        before=before,
+        after=snapshot(ticket),
+    )
+    await emit(session, ctx, ticket, "ticket.updated")
+    return ticket
+
+
+async def add_comment(
+    session: AsyncSession, ctx: Ctx, ticket: Ticket, actor: audit.Actor, body: str, internal: bool
+) -> TicketComment:
+    comment = TicketComment(
+        id=uuid.uuid4(),
+        tenant_id=ticket.tenant_id,
+        ticket_id=ticket.id,
+        author_id=actor.id,
+        body=body,
+        internal=internal,
+    )
+    session.add(comment)
+    if not internal:
+        await _mark_responded(session, ctx, ticket)
+    ticket.version += 1
+    await session.flush()
+    await audit.record(
+        session,
+        ticket.tenant_id,
+        actor,
+        entity_type="ticket",
+        entity_id=ticket.id,
+        action="internal_note" if internal else "comment",
+        after={"comment_id": str(comment.id), "body": body},
+    )
+    await notifications.notify(
+        session,
+        ticket.tenant_id,
+        [u for u in [ticket.owner_user_id, *ticket.watchers] if u != actor.id],
+        kind="ticket_comment",
+        title=f"comment on {ticket.title}",
+        template="ticket_comment",
+        params={"title": ticket.title},
+        body=body[:500],
+        ticket_id=ticket.id,
+    )
+    return comment
+
+
+async def comments(session: AsyncSession, ticket_id: uuid.UUID, *, include_internal: bool) -> list[TicketComment]:
+    query = select(TicketComment).where(TicketComment.ticket_id == ticket_id)
+    if not include_internal:
+        query = query.where(TicketComment.internal.is_(False))
+    return list((await session.execute(query.order_by(TicketComment.created_at, TicketComment.id))).scalars())
+
+
+async def record_contact(
+    session: AsyncSession,
+    ctx: Ctx,
+    ticket: Ticket,
+    actor: audit.Actor,
+    *,
+    method: str,
+    outcome: str,
+    summary: str,
+    contacted_at: dt.datetime | None,
+    follow_up_survey: bool,
+) -> CustomerContact:
+    contact = CustomerContact(
+        id=uuid.uuid4(),
+        tenant_id=ticket.tenant_id,
+        ticket_id=ticket.id,
+        method=method,
+        outcome=outcome,
+        summary=summary,
+        contacted_at=contacted_at or ctx.now(),
+        recorded_by=actor.id,
+        follow_up_survey=follow_up_survey,
+    )
+    session.add(contact)
+    await _mark_responded(session, ctx, ticket)
+    ticket.version += 1
+    await session.flush()
+    await audit.record(
+        session,
+        ticket.tenant_id,
+        actor,
+        entity_type="ticket",
+        entity_id=ticket.id,
+        action="customer_contact",
+        after={
+            "contact_id": str(contact.id),
+            "method": method,
+            "outcome": outcome,
+            "summary": summary,
+            "follow_up_survey": follow_up_survey,
+        },
+    )
+    await emit(session, ctx, ticket, "ticket.updated")
+    return contact
+
+
+async def contacts(session: AsyncSession, ticket_id: uuid.UUID) -> list[CustomerContact]:
+    rows = await session.execute(
+        select(CustomerContact).where(CustomerContact.ticket_id == ticket_id).order_by(CustomerContact.contacted_at)
+    )
+    return list(rows.scalars())
+
+
+async def attach_analysis(
+    session: AsyncSession, tenant_id: uuid.UUID, response_id: str, analysis: dict[str, Any]
+) -> None:
+    await session.execute(
+        update(Ticket)
+        .where(
+            Ticket.tenant_id == tenant_id,
+            Ticket.source_response_id == response_id,
+            Ticket.source_type == "survey.response.submitted",
+        )
+        .values(source_analysis=analysis)
+    )
+
+
+async def open_for_customer(
+    session: AsyncSession, tenant_id: uuid.UUID, customer_key: str, since: dt.datetime
+) -> Ticket | None:
+    rows = await session.execute(
+        select(Ticket)
+        .where(
+            Ticket.tenant_id == tenant_id,
+            Ticket.customer_key == customer_key,
+            Ticket.status.in_(ACTIVE),
+            Ticket.opened_at >= since,
+        )
+        .order_by(Ticket.opened_at.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    return rows.scalar_one_or_none()
+
+
+async def attach_alert(
+    session: AsyncSession,
+    ctx: Ctx,
+    ticket: Ticket,
+    actor: audit.Actor,
+    *,
+    alert_id: uuid.UUID,
+    reason: str,
+    priority: str,
+) -> None:
+    """A further alert of the same customer inside the grouping window: note it on the open ticket (and raise its
+    priority if the new alert asks for a higher one)."""
+    before = snapshot(ticket)
+    session.add(
+        TicketComment(
+            id=uuid.uuid4(),
+            tenant_id=ticket.tenant_id,
+            ticket_id=ticket.id,
+            author_id=f"{actor.type}:{actor.id}",
+            body=f"grouped alert {alert_id}: {reason}",
+            internal=True,
+        )
+    )
+    if PRIORITY_RANK[priority] < PRIORITY_RANK[ticket.priority]:
+        ticket.priority = priority
+        await _arm(session, ctx, ticket, first=ticket.first_responded_at is None, resolution=ticket.resolved_at is None)
+    ticket.version += 1
+    await session.flush()
+    await audit.record(
+        session,
+        ticket.tenant_id,
+        actor,
+        entity_type="ticket",
+        entity_id=ticket.id,
+        action="alert_grouped",
+        before=before,
+        after={**snapshot(ticket), "alert_id": str(alert_id)},
+    )
+    await emit(session, ctx, ticket, "ticket.updated")
+
+
+async def on_timer(session: AsyncSession, ctx: Ctx, timer: SlaTimer, ticket: Ticket) -> str:
+    """Apply a due timer to its (locked) ticket; returns what happened."""
+    if ticket.status not in ACTIVE:
+        return f"no action: ticket is {ticket.status}"
+    before = snapshot(ticket)
+    reason = timer.reason or timer.kind
+    if timer.kind == "first_response" or (timer.kind == "escalation" and reason == "first_response"):
+        if ticket.first_responded_at is not None:
+            return "no action: first response given"
+        ticket.first_response_breached = True
+    if timer.kind == "resolution":
+        ticket.resolution_breached = True
+    return await escalate(session, ctx, ticket, reason, before)
+
+
+async def escalate(session: AsyncSession, ctx: Ctx, ticket: Ticket, reason: str, before: dict[str, Any]) -> str:
+    now = ctx.now()
+    current = await org.get_unit(session, ticket.tenant_id, ticket.assigned_org_unit_id)
+    parent = await org.get_unit(session, ticket.tenant_id, current.parent_id if current else None)
+    ticket.version += 1
+    if parent is None:
+        await session.flush()
+        await audit.record(
+            session,
+            ticket.tenant_id,
+            audit.SYSTEM_SLA,
+            entity_type="ticket",
+            entity_id=ticket.id,
+            action=f"sla_breached:{reason}",
+            before=before,
+            after=snapshot(ticket),
+        )
+        await emit(session, ctx, ticket, "ticket.updated")
+        await notifications.notify(
+            session,
+            ticket.tenant_id,
+            [ticket.owner_user_id, *ticket.watchers],
+            kind="sla_breached",
+            title=f"SLA breached ({reason}): {ticket.title}",
+            template="sla_breached",
+            params={"reason": reason, "title": ticket.title},
+            body="top of the org tree reached",
+            ticket_id=ticket.id,
+        )
+        return "breached at the top of the org tree"
+    previous_owner = ticket.owner_user_id
+    new_owner, _ = await org.manager_for(session, ticket.tenant_id, parent.id)
+    ticket.assigned_org_unit_id = parent.id
+    ticket.owner_user_id = new_owner
+    ticket.escalation_level += 1
+    if previous_owner and previous_owner != new_owner and previous_owner not in ticket.watchers:
+        ticket.watchers = [*ticket.watchers, previous_owner]
+    policy = await sla.policy_for(session, ticket.tenant_id, ticket.priority)
+    await sla.cancel_timers(session, ticket.id, now, ("escalation",))
+    next_due = await sla.due(
+        session, ticket.tenant_id, parent.id, now, policy.escalation_minutes, policy.business_hours
+    )
+    sla.add_timer(
+        session, ticket.tenant_id, ticket.id, "escalation", next_due, level=ticket.escalation_level, reason=reason
+    )
+    await session.flush()
+    await audit.record(
+        session,
+        ticket.tenant_id,
+        audit.SYSTEM_SLA,
+        entity_type="ticket",
+        entity_id=ticket.id,
+        action="escalated",
+        before=before,
+        after={**snapshot(ticket), "reason": reason, "next_deadline": next_due},
+    )
+    await emit(session, ctx, ticket, "ticket.escalated")
+    await notifications.notify(
+        session,
+        ticket.tenant_id,
+        [new_owner, *ticket.watchers],
+        kind="ticket_escalated",
+        title=f"[{ticket.priority}] escalated to {parent.name or parent.id}: {ticket.title}",
+        template="ticket_escalated",
+        params={"priority": ticket.priority, "unit": parent.name or parent.id, "title": ticket.title},
+        body=f"{reason} deadline missed; next deadline {next_due:%Y-%m-%d %H:%M} UTC",
+        ticket_id=ticket.id,
+    )
+    return f"escalated to {parent.id} (level {ticket.escalation_level})"
