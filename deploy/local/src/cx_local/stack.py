@@ -222,6 +222,8 @@ class Stack:
                 f"{prefix}PORT": str(port),
                 f"{prefix}JWT_JWKS_URL": jwks,
             }
+            if service == "ingest":  # uploaded files must outlive a restart so imports can resume
+                env[f"{prefix}IMPORT_DIR"] = str(c.state_dir / "imports")
             specs.append(
                 ServiceSpec(
                     service,

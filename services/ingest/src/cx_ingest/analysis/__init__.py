@@ -1,0 +1,1 @@
+"""The analysis worker: pending feedback -> NLP Analyze -> stored results + feedback.analyzed."""

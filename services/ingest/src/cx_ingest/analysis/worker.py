@@ -1,0 +1,397 @@
+"""The analysis worker (a background task inside the service process).
+
+Durability: the queue is the `feedback_items` table itself. A worker claims a micro-batch with
+`FOR UPDATE SKIP LOCKED`, marking rows `processing` with a fresh claim token and a lease. Results are written with
+`WHERE claim_token = <token>` in the same transaction as the `feedback.analyzed` outbox rows, so:
+- a worker that dies mid-batch leaves rows whose lease expires; another worker re-claims them (new token);
+- a slow worker whose lease was taken over cannot write any more (its token no longer matches);
+- hence each item version is stored and announced exactly once, and nothing is skipped.
+An NLP outage (UNAVAILABLE, DEADLINE_EXCEEDED, ...) opens a circuit breaker: claims pause, rows go back to pending
+without using up their attempts, and the backlog drains when NLP is back. Failures caused by the items themselves
+count against `analysis_max_attempts` with exponential backoff; then the item is `failed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections import defaultdict
+from typing import Any
+
+import grpc
+from prometheus_client import Counter, Gauge
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cx.events.v1 import events_pb2
+from cx.nlp.v1 import nlp_pb2
+from cx_common.logging import get_logger
+from cx_ingest.analysis.breaker import CircuitBreaker
+from cx_ingest.codebooks import service as codebooks
+from cx_ingest.feedback.service import SOURCE, feedback_context
+from cx_ingest.outbox_bulk import add_events
+from cx_ingest.settings import Settings
+
+log = get_logger(__name__)
+
+ANALYZED = Counter("cx_ingest_analysis_items_total", "Feedback items through the analysis worker", ["outcome"])
+BREAKER = Gauge("cx_ingest_nlp_breaker_open", "1 while the NLP circuit breaker is open")
+
+TRANSIENT = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.INTERNAL,
+}
+SENTIMENT = {
+    nlp_pb2.SENTIMENT_NEGATIVE: "negative",
+    nlp_pb2.SENTIMENT_NEUTRAL: "neutral",
+    nlp_pb2.SENTIMENT_POSITIVE: "positive",
+}
+NEED = {
+    nlp_pb2.NEED_LAYER_PAIN_POINT: "pain",
+    nlp_pb2.NEED_LAYER_ITCH_POINT: "itch",
+    nlp_pb2.NEED_LAYER_DELIGHT_POINT: "delight",
+}
+
+_GIVE_UP = text(
+    "UPDATE feedback_items SET analysis_state = 'failed', claim_token = NULL, lease_until = NULL, "
+    "last_error = coalesce(last_error, 'lease expired') || ' (gave up after ' || attempts || ' attempts)' "
+    "WHERE analysis_state = 'processing' AND lease_until < now() AND attempts >= :max_attempts"
+)
+_CLAIM = text(
+    """
+    WITH picked AS (
+        SELECT id FROM feedback_items
+        WHERE (analysis_state = 'pending' AND next_attempt_at <= now())
+           OR (analysis_state = 'processing' AND lease_until < now())
+        ORDER BY next_attempt_at, id
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE feedback_items f
+    SET analysis_state = 'processing', claim_token = :token, attempts = f.attempts + 1,
+        lease_until = now() + make_interval(secs => :lease)
+    FROM picked WHERE f.id = picked.id
+    RETURNING f.id, f.tenant_id, f.partner_id, f.external_id, f.channel, f.touchpoint_id, f.journey_stage,
+              f.org_unit_id, f.customer_key, f.product_sku, f.agent_id, f.language, f.occurred_at, f.title, f.text,
+              f.turns, f.source_response_id, f.attempts
+    """
+)
+_RELEASE = text(
+    """
+    UPDATE feedback_items
+    SET analysis_state = CASE WHEN :transient OR attempts < :max_attempts THEN 'pending' ELSE 'failed' END,
+        attempts = CASE WHEN :transient THEN greatest(attempts - 1, 0) ELSE attempts END,
+        next_attempt_at = now() + make_interval(secs => :delay),
+        claim_token = NULL, lease_until = NULL, last_error = :error
+    WHERE id = ANY(CAST(:ids AS uuid[])) AND claim_token = :token AND analysis_state = 'processing'
+    """
+)
+_STORE = text(
+    """
+    UPDATE feedback_items f
+    SET analysis_state = 'done', analysis = d.analysis::jsonb, sentiment = d.sentiment,
+        sentiment_score = d.score, unmatched = d.unmatched, analyzed_at = now(),
+        embedding = CAST(NULLIF(d.embedding, '') AS real[]),
+        analysis_count = f.analysis_count + 1, claim_token = NULL, lease_until = NULL, last_error = NULL
+    FROM (
+        SELECT unnest(CAST(:ids AS uuid[])) AS id, unnest(CAST(:analyses AS text[])) AS analysis,
+               unnest(CAST(:sentiments AS text[])) AS sentiment, unnest(CAST(:scores AS float8[])) AS score,
+               unnest(CAST(:unmatched AS bool[])) AS unmatched, unnest(CAST(:embeddings AS text[])) AS embedding
+    ) d
+    WHERE f.id = d.id AND f.claim_token = :token AND f.analysis_state = 'processing'
+    RETURNING f.id, f.tenant_id, f.partner_id, f.external_id, f.channel, f.touchpoint_id, f.journey_stage,
+              f.org_unit_id, f.customer_key, f.product_sku, f.agent_id, f.language, f.occurred_at, f.title, f.text,
+              f.turns, f.source_response_id, f.attempts
+    """
+)
+
+
+def analysis_text(row: dict[str, Any]) -> str:
+    parts = [p for p in (row.get("title"), row.get("text")) if p]
+    parts += [t["text"] for t in row.get("turns") or []]
+    return "\n".join(parts)
+
+
+def result_json(result: nlp_pb2.AnalysisResult, model_version: str, codebook: tuple[str, int] | None) -> dict[str, Any]:
+    return {
+        "language": result.language.language,
+        "language_confidence": round(result.language.confidence, 4),
+        "sentiment": SENTIMENT.get(result.sentiment.label, ""),
+        "sentiment_score": round(result.sentiment.score, 4),
+        "probabilities": {
+            "negative": round(result.sentiment.probabilities.negative, 4),
+            "neutral": round(result.sentiment.probabilities.neutral, 4),
+            "positive": round(result.sentiment.probabilities.positive, 4),
+        },
+        "aspects": [
+            {
+                "path": list(a.path),
+                "node_id": a.node_id,
+                "opinion": a.opinion,
+                "span": [a.span.start, a.span.end],
+                "polarity": SENTIMENT.get(a.polarity, ""),
+                "confidence": round(a.confidence, 4),
+                "matched_by": a.matched_by,
+            }
+            for a in result.aspects
+        ],
+        "unmatched": result.unmatched,
+        "intents": [{"intent": i.intent, "score": round(i.score, 4)} for i in result.intents],
+        "keywords": [{"text": k.text, "weight": round(k.weight, 4)} for k in result.keywords],
+        "need_layer": NEED.get(result.need_layer, ""),
+        "need_confidence": round(result.need_confidence, 4),
+        "truncated": result.truncated,
+        "model_version": model_version,
+        "codebook_id": codebook[0] if codebook else "",
+        "codebook_version": codebook[1] if codebook else 0,
+    }
+
+
+def analyzed_event(row: dict[str, Any], analysis: dict[str, Any]) -> events_pb2.FeedbackAnalyzed:
+    return events_pb2.FeedbackAnalyzed(
+        context=feedback_context(row),
+        text=row["text"],
+        turns=[
+            events_pb2.Turn(seq=t["seq"], speaker=t["speaker"], text=t["text"], offset_ms=t.get("offset_ms") or 0)
+            for t in row.get("turns") or []
+        ],
+        sentiment=analysis["sentiment"],
+        sentiment_score=analysis["sentiment_score"],
+        aspects=[
+            events_pb2.AspectSignal(
+                path=a["path"],
+                node_id=a["node_id"],
+                opinion=a["opinion"],
+                polarity=a["polarity"],
+                confidence=a["confidence"],
+            )
+            for a in analysis["aspects"]
+        ],
+        intents=[events_pb2.IntentSignal(intent=i["intent"], score=i["score"]) for i in analysis["intents"]],
+        keywords=[k["text"] for k in analysis["keywords"]],
+        need_layer=analysis["need_layer"],
+        unmatched=analysis["unmatched"],
+        model_version=analysis["model_version"],
+        codebook_id=analysis["codebook_id"],
+        codebook_version=analysis["codebook_version"],
+    )
+
+
+class AnalysisWorker:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        stub: Any,
+        wakeup: asyncio.Event | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.stub = stub  # nlp_pb2_grpc.NlpServiceStub on a grpc.aio channel (the generated stubs type it as sync)
+        self.wakeup = wakeup or asyncio.Event()
+        self.breaker = CircuitBreaker(settings.breaker_failure_threshold, settings.breaker_cooldown_s)
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.wakeup.set()
+
+    async def _idle(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wakeup.wait(), timeout=seconds)
+        self.wakeup.clear()
+
+    async def run(self) -> None:
+        log.info("analysis_worker_started", batch=self.settings.analysis_batch_size)
+        while not self._stopping.is_set():
+            try:
+                if not self.breaker.allow():
+                    BREAKER.set(1)
+                    await asyncio.sleep(min(self.breaker.remaining(), 1.0))
+                    continue
+                BREAKER.set(0)
+                done = await self.run_once()
+                if done < self.settings.analysis_batch_size:
+                    await self._idle(self.settings.analysis_poll_interval_s)
+                    if not self._stopping.is_set() and self.settings.analysis_linger_s > 0:
+                        await asyncio.sleep(self.settings.analysis_linger_s)  # let a micro-batch fill up
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("analysis_worker_error", error=str(exc))
+                await asyncio.sleep(1.0)
+
+    async def claim(self) -> tuple[uuid.UUID, list[dict[str, Any]]]:
+        token = uuid.uuid4()
+        async with self.sessions() as session, session.begin():
+            await session.execute(_GIVE_UP, {"max_attempts": self.settings.analysis_max_attempts})
+            result = await session.execute(
+                _CLAIM,
+                {"limit": self.settings.analysis_batch_size, "token": token, "lease": self.settings.analysis_lease_s},
+            )
+            rows = [dict(r._mapping) for r in result]
+        return token, rows
+
+    async def run_once(self) -> int:
+        """Claim one micro-batch and analyse it; returns the number of items claimed."""
+        token, rows = await self.claim()
+        if not rows:
+            return 0
+        by_tenant: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            by_tenant[row["tenant_id"]].append(row)
+        for tenant_id, group in by_tenant.items():
+            await self._analyse(tenant_id, token, group)
+        return len(rows)
+
+    async def _analyse(self, tenant_id: uuid.UUID, token: uuid.UUID, rows: list[dict[str, Any]]) -> None:
+        async with self.sessions() as session:
+            active = await codebooks.active_version(session, tenant_id)
+        request = nlp_pb2.AnalyzeRequest(
+            items=[
+                nlp_pb2.TextInput(id=str(r["id"]), text=analysis_text(r), language_hint=r["language"] or "")
+                for r in rows
+            ]
+        )
+        codebook_ref: tuple[str, int] | None = None
+        if active is not None:
+            cb, version = active
+            codebook_ref = (str(cb.id), version.version)
+            request.codebook.CopyFrom(
+                nlp_pb2.CodebookRef(tenant_id=str(tenant_id), codebook_id=str(cb.id), version=version.version)
+            )
+        try:
+            response = await self._call_analyze(request, active, tenant_id)
+        except grpc.aio.AioRpcError as exc:
+            transient = exc.code() in TRANSIENT
+            if transient:
+                self.breaker.failure()
+            elif len(rows) > 1:
+                # The request itself was refused: bisect so one poison item cannot fail its batch-mates.
+                self.breaker.success()
+                middle = len(rows) // 2
+                await self._analyse(tenant_id, token, rows[:middle])
+                await self._analyse(tenant_id, token, rows[middle:])
+                return
+            await self._release(token, rows, transient=transient, error=f"{exc.code().name}: {exc.details()}")
+            log.warning("nlp_analyze_failed", code=exc.code().name, items=len(rows), breaker=self.breaker.state)
+            return
+        self.breaker.success()
+        embeddings = await self._embed(request) if self.settings.analysis_embeddings else {}
+        await self._store(token, rows, response, codebook_ref, embeddings)
+
+    async def _embed(self, request: nlp_pb2.AnalyzeRequest) -> dict[str, str]:
+        """Embeddings as Postgres array literals by item id; an Embed failure leaves them empty (not fatal)."""
+        try:
+            response = await self.stub.Embed(
+                nlp_pb2.EmbedRequest(items=request.items), timeout=self.settings.nlp_timeout_s
+            )
+        except grpc.aio.AioRpcError as exc:
+            log.warning("nlp_embed_failed", code=exc.code().name, items=len(request.items))
+            return {}
+        return {e.id: "{" + ",".join(f"{v:.6g}" for v in e.values) + "}" for e in response.embeddings if e.values}
+
+    async def _call_analyze(
+        self, request: nlp_pb2.AnalyzeRequest, active: Any, tenant_id: uuid.UUID
+    ) -> nlp_pb2.AnalyzeResponse:
+        timeout = self.settings.nlp_timeout_s
+        try:
+            response: nlp_pb2.AnalyzeResponse = await self.stub.Analyze(request, timeout=timeout)
+            return response
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.FAILED_PRECONDITION or active is None:
+                raise
+        # The NLP service does not know this codebook version (new version, or NLP restarted): register, retry once.
+        cb, version = active
+        await self.stub.RegisterCodebook(
+            nlp_pb2.RegisterCodebookRequest(
+                tenant_id=str(tenant_id),
+                codebook_id=str(cb.id),
+                version=version.version,
+                primary_language=cb.primary_language,
+                nodes=[
+                    nlp_pb2.CodebookNode(
+                        id=n["id"],
+                        parent_id=n.get("parent_id") or "",
+                        level=n["level"],
+                        names=n["names"],
+                        keywords=n["keywords"],
+                        examples=n["examples"],
+                    )
+                    for n in version.nodes
+                ],
+            ),
+            timeout=timeout,
+        )
+        log.info("codebook_registered", tenant=str(tenant_id), codebook=str(cb.id), version=version.version)
+        retried: nlp_pb2.AnalyzeResponse = await self.stub.Analyze(request, timeout=timeout)
+        return retried
+
+    def _backoff(self, attempts: int) -> float:
+        base = self.settings.analysis_backoff_base_s
+        return float(min(self.settings.analysis_backoff_max_s, base * (2 ** max(0, attempts - 1))))
+
+    async def _release(self, token: uuid.UUID, rows: list[dict[str, Any]], *, transient: bool, error: str) -> None:
+        attempts = max(r["attempts"] for r in rows)
+        delay = self._backoff(self.breaker.failures if transient else attempts)
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                _RELEASE,
+                {
+                    "ids": [r["id"] for r in rows],
+                    "token": token,
+                    "transient": transient,
+                    "max_attempts": self.settings.analysis_max_attempts,
+                    "delay": delay,
+                    "error": error[:2000],
+                },
+            )
+        ANALYZED.labels("transient_failure" if transient else "failure").inc(len(rows))
+
+    async def _store(
+        self,
+        token: uuid.UUID,
+        rows: list[dict[str, Any]],
+        response: nlp_pb2.AnalyzeResponse,
+        codebook_ref: tuple[str, int] | None,
+        embeddings: dict[str, str],
+    ) -> None:
+        results = {r.id: r for r in response.results}
+        analyses: dict[uuid.UUID, dict[str, Any]] = {}
+        missing = []
+        for row in rows:
+            result = results.get(str(row["id"]))
+            if result is None:
+                missing.append(row)
+                continue
+            analyses[row["id"]] = result_json(result, response.model_version, codebook_ref)
+        async with self.sessions() as session, session.begin():
+            stored = await session.execute(
+                _STORE,
+                {
+                    "token": token,
+                    "ids": list(analyses),
+                    "analyses": [json.dumps(a, ensure_ascii=False) for a in analyses.values()],
+                    "sentiments": [a["sentiment"] for a in analyses.values()],
+                    "scores": [a["sentiment_score"] for a in analyses.values()],
+                    "unmatched": [a["unmatched"] for a in analyses.values()],
+                    "embeddings": [embeddings.get(str(i), "") for i in analyses],
+                },
+            )
+            written = [dict(r._mapping) for r in stored]
+            events = [
+                (row["tenant_id"], "feedback.analyzed", analyzed_event(row, analyses[row["id"]])) for row in written
+            ]
+            await add_events(session, events, source=SOURCE, subject_prefix=self.settings.events_subject_prefix)
+        ANALYZED.labels("analyzed").inc(len(written))
+        if len(written) < len(analyses):
+            ANALYZED.labels("lost_claim").inc(len(analyses) - len(written))
+        if missing:
+            await self._release(token, missing, transient=False, error="NLP returned no result for the item")

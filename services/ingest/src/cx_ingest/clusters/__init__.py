@@ -1,0 +1,1 @@
+"""Clustering of feedback that matched no codebook node (via NLP Cluster); promote a cluster into a codebook node."""

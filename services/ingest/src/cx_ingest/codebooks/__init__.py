@@ -1,0 +1,1 @@
+"""Per-tenant, versioned 3-level aspect codebooks."""

@@ -1,0 +1,1 @@
+"""Feedback items of every channel, O-data records, partner batch API, imports, idempotency."""

@@ -1,0 +1,1 @@
+"""Local projection of the org tree (from org.unit.* events) for org-unit scoped reads."""

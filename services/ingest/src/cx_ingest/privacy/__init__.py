@@ -1,0 +1,1 @@
+"""PII redaction and the tenant's privacy settings."""
