@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv run test test-fast lint format protos protos-check bench clean down status reset lock
+.PHONY: help venv run test test-fast lint format protos protos-check bench clean down status reset lock k8s-check images
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-13s %s\n",$$1,$$2}'
@@ -53,6 +53,12 @@ protos-check: venv ## fail when libs/cx-protos differs from protos/
 
 bench: venv ## benchmarks with their peers, printing ratios
 	@$(PY) -m bench $(BENCH_ARGS)
+
+k8s-check: venv ## render and validate deploy/k8s offline (kustomize, schemas, house rules, linters)
+	@deploy/k8s/check.sh
+
+images: ## build the container images where a Docker/Podman engine exists
+	@deploy/k8s/build-images.sh
 
 clean: ## remove the venv, caches and build output (keeps .cx data; see `make reset`)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

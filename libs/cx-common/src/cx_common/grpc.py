@@ -45,6 +45,8 @@ def retry_service_config(
         ],
         # Retries stop when more than half the recent calls failed: bounded amplification under outage.
         "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.5},
+        # Spread calls over every address of a headless Service (e.g. all nlp Pods), not just the first.
+        "loadBalancingConfig": [{"round_robin": {}}],
     }
     return json.dumps(config)
 
