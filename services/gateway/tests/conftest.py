@@ -1,26 +1,307 @@
+import asyncio
+import datetime as dt
+import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
+from cx.events.v1 import events_pb2
+from cx_common.auth import JWTVerifier
+from cx_common.events import build_envelope, subject_for
+from cx_gateway.demo import DemoResult, demo_password, seed_demo
 from cx_gateway.main import create_app
 from cx_gateway.settings import SCHEMA, Settings
-from cx_local.pytest_plugin import TokenMinter, app_client
+from cx_local.ports import free_port
+from cx_local.pytest_plugin import app_client
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-async def client(cx_service_db, cx_nats_url, cx_events, cx_tokens: TokenMinter) -> AsyncIterator[httpx.AsyncClient]:
-    db = await cx_service_db(SERVICE_DIR, SCHEMA)
-    settings = Settings(
+@dataclass
+class Gateway:
+    client: httpx.AsyncClient
+    app: FastAPI
+    settings: Settings
+    db_admin_url: str
+
+    async def seed_demo(self) -> DemoResult:
+        async with self.app.state.runtime.sessions() as session, session.begin():
+            return await seed_demo(session, self.settings)
+
+    async def login(self, email: str, password: str | None = None, tenant: str = "demo") -> dict[str, Any]:
+        role = email.split("@")[0].split(".")[-1] if password is None else ""
+        body = {"tenant": tenant, "email": email, "password": password or demo_password(_role_of(email, role))}
+        response = await self.client.post("/api/v1/auth/login", json=body)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    async def headers(self, email: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {(await self.login(email))['access_token']}"}
+
+
+def _role_of(email: str, fallback: str) -> str:
+    from cx_gateway.demo import DEMO_USERS
+
+    for e, _, role, _, _ in DEMO_USERS:
+        if e == email:
+            return role
+    return fallback
+
+
+def make_settings(db_url: str, nats_url: str, events: Any, **overrides: Any) -> Settings:
+    return Settings(
         environment="test",
-        database_url=db.url,
-        nats_url=cx_nats_url,
-        events_stream=cx_events.stream,
-        events_subject_prefix=cx_events.subject_prefix,
+        database_url=db_url,
+        nats_url=nats_url,
+        events_stream=events.stream,
+        events_subject_prefix=events.subject_prefix,
         log_json=False,
+        password_time_cost=1,
+        password_memory_kib=1024,
+        password_parallelism=1,
+        **overrides,
     )
-    async with app_client(create_app(settings), cx_tokens) as c:
-        yield c
+
+
+@pytest.fixture
+def gateway_overrides() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
+async def gw(cx_service_db, cx_nats_url, cx_events, gateway_overrides) -> AsyncIterator[Gateway]:
+    db = await cx_service_db(SERVICE_DIR, SCHEMA)
+    settings = make_settings(db.url, cx_nats_url, cx_events, **gateway_overrides)
+    app = create_app(settings)
+    async with app_client(app) as client:
+        yield Gateway(client=client, app=app, settings=settings, db_admin_url=db.admin_url)
+
+
+@pytest.fixture
+async def demo(gw: Gateway) -> DemoResult:
+    return await gw.seed_demo()
+
+
+class Upstream:
+    def __init__(self) -> None:
+        self.app = FastAPI()
+        self.seen: list[dict[str, Any]] = []
+        self.verifier: JWTVerifier | None = None
+        self.tickets: list[dict[str, Any]] = []
+        self.cluster_runs: list[dict[str, Any]] = []
+        app = self.app
+
+        async def who(request: Request) -> dict[str, Any]:
+            assert self.verifier is not None
+            token = request.headers["authorization"].split(" ", 1)[1]
+            principal = await self.verifier.verify(token)
+            self.seen.append({"headers": dict(request.headers), "query": dict(request.query_params)})
+            return {"sub": principal.user_id, "org": principal.org_unit_id, "role": principal.role}
+
+        @app.get("/v1/tickets")
+        async def list_tickets(request: Request, limit: int = 2, cursor: str | None = None) -> dict[str, Any]:
+            await who(request)
+            start = int(cursor or 0)
+            page = self.tickets[start : start + limit]
+            nxt = str(start + limit) if start + limit < len(self.tickets) else None
+            return {"items": page, "next_cursor": nxt}
+
+        @app.get("/v1/tickets/slow")
+        async def slow() -> dict[str, str]:
+            await asyncio.sleep(1.5)
+            return {}
+
+        @app.get("/v1/tickets/boom")
+        async def boom() -> JSONResponse:
+            return JSONResponse({"detail": "kaput"}, status_code=500)
+
+        @app.get("/v1/tickets/{ticket_id}")
+        async def get_ticket(ticket_id: str, request: Request) -> JSONResponse:
+            await who(request)
+            for t in self.tickets:
+                if t["id"] == ticket_id:
+                    return JSONResponse(t)
+            return JSONResponse(
+                {"type": "about:blank", "status": 404, "title": "Not Found", "detail": "no such ticket"},
+                status_code=404,
+                media_type="application/problem+json",
+            )
+
+        @app.get("/v1/clusters/runs")
+        async def cluster_runs(request: Request) -> list[dict[str, Any]]:
+            await who(request)
+            return self.cluster_runs
+
+        @app.post("/v1/tickets/{ticket_id}/transitions")
+        async def transition(ticket_id: str, request: Request) -> JSONResponse:
+            caller = await who(request)
+            body = await request.json()
+            for t in self.tickets:
+                if t["id"] == ticket_id:
+                    t.update(status=body["status"], handled_by=caller["sub"])
+                    return JSONResponse(t)
+            return JSONResponse({"status": 404, "detail": "no such ticket"}, status_code=404)
+
+        @app.post("/v1/tickets")
+        async def create(request: Request) -> JSONResponse:
+            caller = await who(request)
+            body = await request.json()
+            return JSONResponse({**body, "created_by": caller}, status_code=201, headers={"Location": "/v1/tickets/x"})
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[tuple[Upstream, str]]:
+    up = Upstream()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(up.app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
+        await asyncio.sleep(0.02)
+    yield up, f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+
+
+# -- the read model fed through real JetStream ---------------------------------------------------------------
+
+TODAY = dt.datetime.now(dt.UTC).replace(hour=10, minute=0, second=0, microsecond=0)
+
+
+async def publish(gw, event_type, payload, tenant, *, event_id=None, msg_id=None):
+    bus = gw.app.state.runtime.bus
+    env = build_envelope(tenant_id=tenant, event_type=event_type, payload=payload, source="test", event_id=event_id)
+    await bus.js.publish(
+        subject_for(event_type, gw.settings.events_subject_prefix),
+        env.SerializeToString(),
+        headers={"Nats-Msg-Id": msg_id or env.event_id},
+    )
+    return env
+
+
+def response(org, nps, *, csat=None, touchpoint="tp-checkout", customer="", stage="purchase"):
+    p = events_pb2.SurveyResponseSubmitted(
+        response_id=str(uuid.uuid4()),
+        survey_id="s1",
+        touchpoint_id=touchpoint,
+        journey_stage=stage,
+        channel="web",
+        org_unit_id=str(org),
+        customer_key=customer,
+        nps=nps,
+    )
+    if csat is not None:
+        p.csat = csat
+    p.submitted_at.FromDatetime(TODAY)
+    return p
+
+
+def feedback(org, sentiment, aspects=(), keywords=(), complaint=False, need=""):
+    ctx = events_pb2.FeedbackContext(
+        feedback_id=str(uuid.uuid4()), channel="hotline", org_unit_id=str(org), touchpoint_id="tp-store"
+    )
+    ctx.occurred_at.FromDatetime(TODAY)
+    return events_pb2.FeedbackAnalyzed(
+        context=ctx,
+        sentiment=sentiment,
+        aspects=[events_pb2.AspectSignal(path=list(p), polarity=pol) for p, pol in aspects],
+        keywords=list(keywords),
+        intents=[events_pb2.IntentSignal(intent="complaint", score=0.9)] if complaint else [],
+        need_layer=need,
+    )
+
+
+async def until(check, limit_s=20.0):
+    deadline = asyncio.get_running_loop().time() + limit_s
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("read model did not catch up")
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def loaded(gw, demo):
+    u, t = demo.units, demo.tenant_id
+    events = [
+        ("survey.response.submitted", response(u["S-SH-01"], 10, csat=5.0, customer="c1")),
+        ("survey.response.submitted", response(u["S-SH-01"], 9, customer="c2")),
+        ("survey.response.submitted", response(u["S-HZ-01"], 3, csat=2.0, customer="c3")),
+        ("survey.response.submitted", response(u["S-GZ-01"], 0, touchpoint="tp-delivery", customer="c1")),
+        ("survey.response.submitted", response(u["S-SZ-01"], 8)),
+        (
+            "feedback.analyzed",
+            feedback(
+                u["S-SH-01"],
+                "negative",
+                [(("服务", "态度", "冷漠"), "negative")],
+                ["排队", "态度"],
+                complaint=True,
+                need="pain",
+            ),
+        ),
+        ("feedback.analyzed", feedback(u["S-SH-01"], "positive", [(("服务", "速度"), "positive")], ["fast"])),
+        (
+            "feedback.analyzed",
+            feedback(u["S-GZ-01"], "negative", [(("产品", "质量"), "negative")], ["broken"], complaint=True),
+        ),
+        (
+            "odata.upserted",
+            events_pb2.ODataUpserted(kind="customers", customer_key="c1", attributes={"segment": "vip"}),
+        ),
+        (
+            "odata.upserted",
+            events_pb2.ODataUpserted(kind="customers", customer_key="c3", attributes={"segment": "new"}),
+        ),
+    ]
+    ticket = events_pb2.TicketChanged(ticket_id="tk1", status="open", priority="P1", org_unit_id=str(u["S-SH-01"]))
+    ticket.created_at.FromDatetime(TODAY)
+    ticket2 = events_pb2.TicketChanged(ticket_id="tk2", status="open", priority="P2", org_unit_id=str(u["S-GZ-01"]))
+    ticket2.created_at.FromDatetime(TODAY)
+    resolved = events_pb2.TicketChanged(ticket_id="tk1", status="resolved", org_unit_id=str(u["S-SH-01"]))
+    resolved.resolved_at.FromDatetime(TODAY)
+    events += [
+        ("ticket.created", ticket),
+        ("ticket.created", ticket2),
+        ("ticket.resolved", resolved),
+        ("task.created", events_pb2.TaskChanged(task_id="k1", status="created", org_unit_id=str(u["D-CX"]))),
+    ]
+    for event_type, payload in events:
+        await publish(gw, event_type, payload, t)
+    headers = await gw.headers("owner@demo.cx")
+
+    async def caught_up():
+        body = (await gw.client.get("/api/v1/analytics/overview", headers=headers)).json()
+        return (
+            body
+            if body["responses"] == 5
+            and body["feedback"] == 3
+            and body["tickets_resolved"] == 1
+            and body["tasks_created"] == 1
+            else None
+        )
+
+    await until(caught_up)
+
+    # O-data lands too (separate rows): wait for the fusion to see it
+    async def odata():
+        r = await gw.client.get("/api/v1/analytics/fusion?attribute=segment", headers=headers)
+        return {i["value"] for i in r.json()["items"]} >= {"vip", "new"}
+
+    await until(odata)
+    return demo
+
+
+@pytest.fixture
+def ev() -> Any:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(publish=publish, response=response, feedback=feedback, until=until)

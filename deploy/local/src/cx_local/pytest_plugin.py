@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,18 +56,21 @@ class EventsNamespace:
 
 
 @pytest.fixture(scope="session")
-def cx_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+def cx_pg() -> Iterator[PgServer]:
     external = os.environ.get("CX_TEST_DATABASE_URL")
     if external:
         yield PgServer(admin_url=external)
         return
-    base = tmp_path_factory.mktemp("pg")
+    # Not under pytest's temp root: pytest resets that to 0700 at every session start, which locks out the
+    # unprivileged user the server runs as when tests run as root (and other concurrent sessions do that too).
+    base = Path(tempfile.mkdtemp(prefix="cx-test-pg-"))
     server = EmbeddedPostgres(base / "data", port=free_port(), durable=False)
     info = server.start()
     try:
         yield PgServer(admin_url=info.url(database="postgres"))
     finally:
         server.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,300 @@
+"""Event handlers of the read model. Each runs inside the EventConsumer's transaction (claimed event id + changes
+commit together), so a redelivered event is never applied twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any, cast
+
+from sqlalchemy import Table, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cx.events.v1 import events_pb2
+from cx_gateway.analytics.models import (
+    UNKNOWN_ORG,
+    AspectRollup,
+    CustomerAttributes,
+    DailyRollup,
+    ResponseFact,
+    TaskState,
+    TermRollup,
+    TicketState,
+)
+
+EVENT_TYPES = [
+    "survey.response.submitted",
+    "feedback.analyzed",
+    "ticket.*",
+    "task.*",
+    "odata.upserted",
+]
+COMPLAINT_THRESHOLD = 0.5
+
+
+def _org(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value) if value else UNKNOWN_ORG
+    except ValueError:
+        return UNKNOWN_ORG
+
+
+def _day(ts: Any, fallback: Any) -> dt.date:
+    source = ts if ts is not None and (ts.seconds or ts.nanos) else fallback
+    return dt.datetime.fromtimestamp(source.seconds, dt.UTC).date()
+
+
+def _dt(ts: Any) -> dt.datetime | None:
+    if ts is None or not (ts.seconds or ts.nanos):
+        return None
+    return dt.datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, dt.UTC)
+
+
+async def bump(session: AsyncSession, dims: Mapping[str, Any], **counters: float) -> None:
+    """Add to the daily counters of one dimension tuple (insert or increment)."""
+    counters = {k: v for k, v in counters.items() if v}
+    if not counters:
+        return
+    table = cast(Table, DailyRollup.__table__)
+    stmt = insert(table).values(**dims, **counters)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "day", "org_unit_id", "touchpoint", "stage", "channel"],
+        set_={k: table.c[k] + stmt.excluded[k] for k in counters},
+    )
+    await session.execute(stmt)
+
+
+async def _bump_aspect(session: AsyncSession, dims: Mapping[str, Any], path: str, level: int, polarity: str) -> None:
+    table = cast(Table, AspectRollup.__table__)
+    stmt = insert(table).values(**dims, path=path, level=level, polarity=polarity, mentions=1)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "day", "org_unit_id", "touchpoint", "stage", "channel", "path", "polarity"],
+        set_={"mentions": table.c.mentions + 1},
+    )
+    await session.execute(stmt)
+
+
+async def _bump_term(session: AsyncSession, dims: Mapping[str, Any], kind: str, term: str, negative: bool) -> None:
+    table = cast(Table, TermRollup.__table__)
+    stmt = insert(table).values(**dims, kind=kind, term=term[:200], mentions=1, negative=int(negative))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "day", "org_unit_id", "touchpoint", "stage", "channel", "kind", "term"],
+        set_={"mentions": table.c.mentions + 1, "negative": table.c.negative + stmt.excluded.negative},
+    )
+    await session.execute(stmt)
+
+
+async def on_response(session: AsyncSession, tenant: uuid.UUID, env: events_pb2.Envelope) -> None:
+    e = env.survey_response_submitted
+    dims = {
+        "tenant_id": tenant,
+        "day": _day(e.submitted_at, env.occurred_at),
+        "org_unit_id": _org(e.org_unit_id),
+        "touchpoint": e.touchpoint_id[:64],
+        "stage": e.journey_stage[:64],
+        "channel": e.channel[:32],
+    }
+    nps = e.nps if e.HasField("nps") else None
+    csat = e.csat if e.HasField("csat") else None
+    ces = e.ces if e.HasField("ces") else None
+    await bump(
+        session,
+        dims,
+        responses=1,
+        nps_count=int(nps is not None),
+        promoters=int(nps is not None and nps >= 9),
+        passives=int(nps is not None and 7 <= nps <= 8),
+        detractors=int(nps is not None and nps <= 6),
+        csat_sum=csat or 0.0,
+        csat_count=int(csat is not None),
+        ces_sum=ces or 0.0,
+        ces_count=int(ces is not None),
+    )
+    stmt = insert(cast(Table, ResponseFact.__table__)).values(
+        tenant_id=tenant,
+        response_id=e.response_id[:64] or env.event_id,
+        day=dims["day"],
+        org_unit_id=dims["org_unit_id"],
+        customer_key=e.customer_key[:200],
+        nps=nps,
+        csat=csat,
+        ces=ces,
+    )
+    await session.execute(stmt.on_conflict_do_nothing())
+
+
+async def on_feedback(session: AsyncSession, tenant: uuid.UUID, env: events_pb2.Envelope) -> None:
+    e = env.feedback_analyzed
+    ctx = e.context
+    dims = {
+        "tenant_id": tenant,
+        "day": _day(ctx.occurred_at, env.occurred_at),
+        "org_unit_id": _org(ctx.org_unit_id),
+        "touchpoint": ctx.touchpoint_id[:64],
+        "stage": ctx.journey_stage[:64],
+        "channel": ctx.channel[:32],
+    }
+    sentiment = e.sentiment if e.sentiment in ("negative", "neutral", "positive") else ""
+    complaint = any(i.intent == "complaint" and i.score >= COMPLAINT_THRESHOLD for i in e.intents)
+    await bump(
+        session,
+        dims,
+        feedback=1,
+        negative=int(sentiment == "negative"),
+        neutral=int(sentiment == "neutral"),
+        positive=int(sentiment == "positive"),
+        pain=int(e.need_layer == "pain"),
+        itch=int(e.need_layer == "itch"),
+        delight=int(e.need_layer == "delight"),
+        complaints=int(complaint),
+        unmatched=int(e.unmatched),
+    )
+    seen: set[tuple[str, str]] = set()
+    for aspect in e.aspects:
+        parts = [p for p in aspect.path if p][:3]
+        polarity = aspect.polarity or "neutral"
+        for level in range(1, len(parts) + 1):
+            path = " > ".join(parts[:level])
+            if (path, polarity) in seen:
+                continue
+            seen.add((path, polarity))
+            await _bump_aspect(session, dims, path, level, polarity)
+    negative = sentiment == "negative"
+    terms: set[tuple[str, str]] = set()
+    terms.update(("intent", i.intent) for i in e.intents if i.intent and i.score >= COMPLAINT_THRESHOLD)
+    terms.update(("keyword", k.strip().lower()) for k in e.keywords if k.strip())
+    if ctx.product_sku:
+        terms.add(("sku", ctx.product_sku))
+    for kind, term in sorted(terms):
+        await _bump_term(session, dims, kind, term, negative)
+
+
+async def on_ticket(session: AsyncSession, tenant: uuid.UUID, env: events_pb2.Envelope) -> None:
+    e = env.ticket_changed
+    if not e.ticket_id:
+        return
+    state = (
+        await session.execute(
+            select(TicketState).where(TicketState.tenant_id == tenant, TicketState.ticket_id == e.ticket_id)
+        )
+    ).scalar_one_or_none()
+    created_at = _dt(e.created_at) or _dt(env.occurred_at)
+    breached = e.first_response_breached or e.resolution_breached
+    if state is None:
+        state = TicketState(
+            tenant_id=tenant,
+            ticket_id=e.ticket_id,
+            org_unit_id=_org(e.org_unit_id),
+            status=e.status or env.type.split(".")[-1],
+            priority=e.priority,
+            created_at=created_at,
+            touchpoint=e.touchpoint_id[:64],
+            channel=e.channel[:32],
+        )
+        session.add(state)
+        assert created_at is not None
+        await bump(session, _ticket_dims(tenant, state, created_at.date()), tickets_created=1)
+    state.status = e.status or state.status
+    state.priority = e.priority or state.priority
+    if e.org_unit_id:
+        state.org_unit_id = _org(e.org_unit_id)
+    state.breached = state.breached or breached
+    state.resolution_due = _dt(e.resolution_due) or state.resolution_due
+    if env.type == "ticket.escalated":
+        await bump(session, _ticket_dims(tenant, state, _day(None, env.occurred_at)), tickets_escalated=1)
+    state.escalation_level = max(state.escalation_level, e.escalation_level)
+    resolved_at = _dt(e.resolved_at)
+    if env.type in ("ticket.resolved", "ticket.closed") or resolved_at is not None:
+        state.resolved_at = resolved_at or _dt(env.occurred_at)
+        if not state.counted_resolved:
+            state.counted_resolved = True
+            assert state.resolved_at is not None
+            await bump(
+                session,
+                _ticket_dims(tenant, state, state.resolved_at.date()),
+                tickets_resolved=1,
+                tickets_resolved_in_sla=int(not state.breached),
+            )
+    await session.flush()
+
+
+def _ticket_dims(tenant: uuid.UUID, state: TicketState, day: dt.date) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant,
+        "day": day,
+        "org_unit_id": state.org_unit_id,
+        "touchpoint": state.touchpoint,
+        "stage": "",
+        "channel": state.channel,
+    }
+
+
+async def on_task(session: AsyncSession, tenant: uuid.UUID, env: events_pb2.Envelope) -> None:
+    e = env.task_changed
+    if not e.task_id:
+        return
+    state = (
+        await session.execute(select(TaskState).where(TaskState.tenant_id == tenant, TaskState.task_id == e.task_id))
+    ).scalar_one_or_none()
+    dims = {
+        "tenant_id": tenant,
+        "day": _day(None, env.occurred_at),
+        "org_unit_id": _org(e.org_unit_id),
+        "touchpoint": "",
+        "stage": "",
+        "channel": "",
+    }
+    if state is None:
+        state = TaskState(tenant_id=tenant, task_id=e.task_id, org_unit_id=dims["org_unit_id"], status="created")
+        session.add(state)
+        await bump(session, dims, tasks_created=1)
+    previous = state.status
+    state.status = e.status or env.type.split(".")[-1]
+    state.metric = e.metric or state.metric
+    if e.HasField("metric_before"):
+        state.metric_before = e.metric_before
+    if e.HasField("metric_after"):
+        state.metric_after = e.metric_after
+    if env.type == "task.completed" and previous != "completed":
+        await bump(session, dims, tasks_completed=1)
+    if env.type == "task.accepted" and previous != "accepted":
+        await bump(session, dims, tasks_accepted=1)
+    await session.flush()
+
+
+async def on_odata(session: AsyncSession, tenant: uuid.UUID, env: events_pb2.Envelope) -> None:
+    e = env.odata_upserted
+    if not e.customer_key:
+        return
+    row = (
+        await session.execute(
+            select(CustomerAttributes)
+            .where(CustomerAttributes.tenant_id == tenant, CustomerAttributes.customer_key == e.customer_key)
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        row = CustomerAttributes(tenant_id=tenant, customer_key=e.customer_key[:200], attributes="{}")
+        session.add(row)
+    merged = json.loads(row.attributes or "{}")
+    merged.update(dict(e.attributes))
+    row.attributes = json.dumps(merged, ensure_ascii=False)
+    await session.flush()
+
+
+async def handle(session: AsyncSession, env: events_pb2.Envelope) -> None:
+    tenant = uuid.UUID(env.tenant_id)
+    kind = env.WhichOneof("payload")
+    if kind == "survey_response_submitted":
+        await on_response(session, tenant, env)
+    elif kind == "feedback_analyzed":
+        await on_feedback(session, tenant, env)
+    elif kind == "ticket_changed":
+        await on_ticket(session, tenant, env)
+    elif kind == "task_changed":
+        await on_task(session, tenant, env)
+    elif kind == "odata_upserted":
+        await on_odata(session, tenant, env)

@@ -1,0 +1,1 @@
+"""NLP playground: analyse one text over gRPC (cx.nlp.v1.NlpService/Analyze)."""

@@ -1,0 +1,164 @@
+"""The read model fed through real NATS JetStream: events published like the owning services do, consumed
+idempotently, queried with org-subtree scoping per role."""
+
+import asyncio
+import uuid
+
+import pytest
+
+
+async def test_overview_metrics_for_hq(gw, loaded):
+    body = (await gw.client.get("/api/v1/analytics/overview", headers=await gw.headers("analyst@demo.cx"))).json()
+    # NPS: promoters 2 (10, 9), detractors 2 (3, 0), passive 1 -> 0
+    assert body["nps"] == 0.0 and body["promoters"] == 2 and body["detractors"] == 2
+    assert body["csat"] == 3.5
+    assert body["sentiment"] == {"negative": 2, "neutral": 0, "positive": 1}
+    assert body["complaint_rate"] == round(2 / 3, 4)
+    assert body["tickets_created"] == 2 and body["tickets_open"] == 1 and body["sla_compliance"] == 1.0
+
+
+async def test_store_manager_sees_only_their_store(gw, loaded):
+    manager = await gw.headers("store.manager@demo.cx")
+    body = (await gw.client.get("/api/v1/analytics/overview", headers=manager)).json()
+    assert body["responses"] == 2 and body["nps"] == 100.0 and body["feedback"] == 2
+    assert body["tickets_created"] == 1 and body["tickets_open"] == 0
+    # another store: 404, not an empty answer
+    other = await gw.client.get(f"/api/v1/analytics/overview?org_unit_id={loaded.units['S-GZ-01']}", headers=manager)
+    assert other.status_code == 404
+    kw = (await gw.client.get("/api/v1/analytics/terms?kind=keyword", headers=manager)).json()["items"]
+    assert {k["term"] for k in kw} == {"排队", "态度", "fast"}
+    fusion = (await gw.client.get("/api/v1/analytics/fusion?attribute=segment", headers=manager)).json()["items"]
+    assert {i["value"]: i["responses"] for i in fusion} == {"vip": 1, "(none)": 1}
+
+
+ROLE_EXPECTATIONS = [
+    # (user, responses visible, may drill into the East region)
+    ("owner@demo.cx", 5, True),
+    ("admin@demo.cx", 5, True),
+    ("analyst@demo.cx", 5, True),
+    ("east.manager@demo.cx", 3, True),
+    ("store.manager@demo.cx", 2, False),
+    ("agent@demo.cx", 2, False),
+    ("viewer@demo.cx", 1, False),
+]
+
+
+async def test_every_role_is_limited_to_its_subtree(gw, loaded):
+    for email, responses, sees_east in ROLE_EXPECTATIONS:
+        headers = await gw.headers(email)
+        body = (await gw.client.get("/api/v1/analytics/overview", headers=headers)).json()
+        assert body["responses"] == responses, email
+        east = await gw.client.get(f"/api/v1/analytics/overview?org_unit_id={loaded.units['R-EAST']}", headers=headers)
+        assert east.status_code == (200 if sees_east else 404), email
+        units = (await gw.client.get("/api/v1/org-units?limit=100", headers=headers)).json()["items"]
+        if not sees_east:
+            assert all(u["code"].startswith("S-") for u in units), email
+
+
+async def test_drilldown_hq_region_store(gw, loaded):
+    headers = await gw.headers("owner@demo.cx")
+    top = (await gw.client.get("/api/v1/analytics/drilldown", headers=headers)).json()
+    by_code = {i["code"]: i for i in top["items"]}
+    assert by_code["R-EAST"]["responses"] == 3 and by_code["R-SOUTH"]["responses"] == 2
+    assert by_code["R-EAST"]["has_children"] and by_code["D-CX"]["tasks_created"] == 1
+    east = (
+        await gw.client.get(
+            f"/api/v1/analytics/drilldown?org_unit_id={by_code['R-EAST']['org_unit_id']}", headers=headers
+        )
+    ).json()
+    assert {i["code"]: i["nps"] for i in east["items"]} == {"S-HZ-01": -100.0, "S-SH-01": 100.0}
+    assert east["parent"]["name"] == "华东区 East"
+
+
+async def test_aspects_three_levels_and_breakdowns(gw, loaded):
+    headers = await gw.headers("analyst@demo.cx")
+    l1 = (await gw.client.get("/api/v1/analytics/aspects?level=1", headers=headers)).json()["items"]
+    assert {(a["path"][0], a["mentions"]) for a in l1} == {("服务", 2), ("产品", 1)}
+    l3 = (await gw.client.get("/api/v1/analytics/aspects?level=3&parent=服务 > 态度", headers=headers)).json()
+    assert l3["items"][0]["path"] == ["服务", "态度", "冷漠"] and l3["items"][0]["negative"] == 1
+    tps = (await gw.client.get("/api/v1/analytics/breakdown?by=touchpoint", headers=headers)).json()["items"]
+    assert {t["key"]: t["responses"] for t in tps if t["responses"]} == {"tp-checkout": 4, "tp-delivery": 1}
+    days = (await gw.client.get("/api/v1/analytics/breakdown?by=day", headers=headers)).json()["items"]
+    assert sum(d["responses"] for d in days) == 5
+    bad = await gw.client.get("/api/v1/analytics/breakdown?by=weather", headers=headers)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "by"
+    rng = await gw.client.get("/api/v1/analytics/overview?from=2026-02-01&to=2026-01-01", headers=headers)
+    assert rng.status_code == 422 and rng.json()["field"] == "from"
+
+
+async def test_redelivered_event_is_applied_once(gw, loaded, ev):
+    headers = await gw.headers("owner@demo.cx")
+    env = await ev.publish(gw, "survey.response.submitted", ev.response(loaded.units["S-SZ-01"], 10), loaded.tenant_id)
+    # same event id under another broker message id: the consumer's processed-event table drops it
+    await ev.publish(
+        gw,
+        "survey.response.submitted",
+        ev.response(loaded.units["S-SZ-01"], 10),
+        loaded.tenant_id,
+        event_id=uuid.UUID(env.event_id),
+        msg_id=str(uuid.uuid4()),
+    )
+    marker = await ev.publish(
+        gw, "survey.response.submitted", ev.response(loaded.units["S-SZ-01"], 0), loaded.tenant_id
+    )
+    assert marker
+
+    async def done():
+        body = (await gw.client.get("/api/v1/analytics/overview", headers=headers)).json()
+        return body if body["responses"] >= 7 else None
+
+    body = await ev.until(done)
+    await asyncio.sleep(0.5)
+    body = (await gw.client.get("/api/v1/analytics/overview", headers=headers)).json()
+    assert body["responses"] == 7
+
+
+async def test_kpi_formula_per_org_unit(gw, loaded):
+    headers = await gw.headers("analyst@demo.cx")
+    bad = await gw.client.post(
+        "/api/v1/kpis", json={"code": "x", "name": "x", "formula": "__import__('os')"}, headers=headers
+    )
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "formula"
+    created = await gw.client.post(
+        "/api/v1/kpis",
+        json={"code": "simple-index", "name": "CX index", "formula": "0.5*nps/100 + 0.5*(1 - complaint_rate)"},
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    values = (await gw.client.get(f"/api/v1/kpis/{created.json()['id']}/values", headers=headers)).json()
+    by_name = {v["name"]: v["value"] for v in values}
+    assert by_name["总部 HQ"] == pytest.approx(0.5 * 0 + 0.5 * (1 - 2 / 3), abs=1e-3)
+    assert by_name["华东区 East"] == pytest.approx(0.5 * (100 / 3) / 100 + 0.5 * (1 - 0.5), abs=1e-3)
+    assert by_name["客户体验部 CX Department"] is None  # no data -> no value, not a made-up number
+    manager = await gw.headers("store.manager@demo.cx")
+    mine = (await gw.client.get(f"/api/v1/kpis/{created.json()['id']}/values", headers=manager)).json()
+    assert [v["name"] for v in mine] == ["上海南京路店 Shanghai Nanjing Rd"]
+
+
+async def test_task_outcomes(gw, loaded, ev):
+    from cx.events.v1 import events_pb2
+
+    org = str(loaded.units["S-SH-01"])
+    for event_type, status, before, after in [
+        ("task.created", "created", None, None),
+        ("task.approved", "approved", None, None),
+        ("task.completed", "completed", 6.0, None),
+        ("task.accepted", "accepted", 6.0, 8.5),
+    ]:
+        payload = events_pb2.TaskChanged(task_id="k-sh", status=status, org_unit_id=org, metric="csat")
+        if before is not None:
+            payload.metric_before = before
+        if after is not None:
+            payload.metric_after = after
+        await ev.publish(gw, event_type, payload, loaded.tenant_id)
+    manager = await gw.headers("store.manager@demo.cx")
+
+    async def accepted():
+        body = (await gw.client.get("/api/v1/analytics/tasks", headers=manager)).json()
+        return body if body["by_status"].get("accepted") == 1 else None
+
+    body = await ev.until(accepted)
+    assert body["by_status"] == {"accepted": 1}  # the CX department's task is outside the store's scope
+    assert body["measured"] == [{"metric": "csat", "tasks": 1, "avg_change": 2.5, "improved": 1}]
+    overview = (await gw.client.get("/api/v1/analytics/overview", headers=manager)).json()
+    assert overview["tasks_created"] == 1 and overview["tasks_completed"] == 1 and overview["tasks_accepted"] == 1
