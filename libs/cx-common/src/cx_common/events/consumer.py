@@ -92,7 +92,7 @@ class EventConsumer:
         while not self._stopping.is_set():
             try:
                 msgs = await sub.fetch(self.batch_size, timeout=1.0)  # type: ignore[attr-defined]
-            except NatsTimeoutError:
+            except (NatsTimeoutError, TimeoutError):
                 continue
             except Exception as exc:
                 log.warning("consumer_fetch_failed", durable=self.durable, error=str(exc))
