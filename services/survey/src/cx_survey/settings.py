@@ -1,5 +1,7 @@
+import os
 from functools import lru_cache
 
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from cx_common.settings import ServiceSettings
@@ -13,6 +15,27 @@ class Settings(ServiceSettings):
     service_name: str = "survey"
     db_schema: str = SCHEMA
     port: int = 8001
+    max_body_bytes: int = Field(default=256 * 1024, description="larger request bodies are refused with 413")
+    public_base_url: str | None = Field(
+        default=None, description="base URL of respondent links; CX_SURVEY_URL if unset"
+    )
+    scheduler_enabled: bool = True
+    scheduler_poll_seconds: float = 1.0
+    scheduler_batch: int = 50
+    scheduler_max_attempts: int = 5
+    smtp_host: str | None = Field(default=None, description="unset: mail goes to the outgoing_mail sink table")
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "survey@cx.local"
+    webhook_timeout_seconds: float = 5.0
+
+    @model_validator(mode="after")
+    def _public_url(self) -> "Settings":
+        if self.public_base_url is None:
+            self.public_base_url = os.environ.get("CX_SURVEY_URL") or f"http://{self.host}:{self.port}"
+        return self
 
 
 @lru_cache

@@ -1,0 +1,1 @@
+"""Distributions: triggered sends, durable scheduler, reminders, contact frequency, incentives."""

@@ -1,0 +1,111 @@
+import datetime as dt
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cx_common.db import utcnow
+from cx_common.errors import Problem, not_found
+from cx_survey.distributions.models import Distribution, ScheduledMessage
+from cx_survey.distributions.schemas import DistributionCreate, SendCreate
+from cx_survey.journeys.service import get_touchpoint
+from cx_survey.responses.models import Invitation
+from cx_survey.responses.service import hash_token, new_token
+from cx_survey.surveys.models import Survey
+
+
+async def create(session: AsyncSession, survey: Survey, data: DistributionCreate) -> Distribution:
+    if data.touchpoint_id is not None:
+        await get_touchpoint(session, survey.tenant_id, data.touchpoint_id)
+    distribution = Distribution(
+        tenant_id=survey.tenant_id,
+        survey_id=survey.id,
+        name=data.name,
+        channel=data.channel,
+        webhook_url=str(data.webhook_url) if data.webhook_url else None,
+        touchpoint_id=data.touchpoint_id or survey.touchpoint_id,
+        delay_seconds=int(data.delay_hours * 3600),
+        reminder_after_seconds=int(data.reminder_after_hours * 3600) if data.reminder_after_hours else None,
+        max_reminders=data.max_reminders,
+        frequency_days=data.frequency_days,
+        link_valid_hours=data.link_valid_hours,
+    )
+    session.add(distribution)
+    await session.flush()
+    await session.refresh(distribution)
+    return distribution
+
+
+async def get(session: AsyncSession, tenant_id: uuid.UUID, distribution_id: uuid.UUID) -> Distribution:
+    found = (
+        await session.execute(
+            select(Distribution).where(Distribution.tenant_id == tenant_id, Distribution.id == distribution_id)
+        )
+    ).scalar_one_or_none()
+    if found is None:
+        raise not_found("distribution", distribution_id)
+    return found
+
+
+async def schedule_send(
+    session: AsyncSession, distribution: Distribution, data: SendCreate, public_base_url: str
+) -> ScheduledMessage:
+    survey = await session.get(Survey, distribution.survey_id)
+    if survey is None or survey.status != "published":
+        raise Problem(409, "survey_id: the survey is not published", field="survey_id")
+    now = utcnow()
+    due = data.send_at or now + dt.timedelta(seconds=distribution.delay_seconds)
+    if distribution.frequency_days:
+        # One customer at a time (advisory lock on tenant + customer) so two triggers cannot both pass the rule.
+        await session.execute(
+            select(func.pg_advisory_xact_lock(func.hashtext(f"{distribution.tenant_id}:{data.customer_key}")))
+        )
+        window = dt.timedelta(days=distribution.frequency_days)
+        recent = await session.scalar(
+            select(func.count())
+            .select_from(ScheduledMessage)
+            .where(
+                ScheduledMessage.tenant_id == distribution.tenant_id,
+                ScheduledMessage.customer_key == data.customer_key,
+                ScheduledMessage.kind == "invite",
+                ScheduledMessage.status.in_(("pending", "sent")),
+                ScheduledMessage.due_at > due - window,
+                ScheduledMessage.due_at < due + window,
+            )
+        )
+        if recent:
+            raise Problem(
+                409,
+                f"customer_key: {data.customer_key} is already surveyed within {distribution.frequency_days} days",
+                field="customer_key",
+                rule="contact_frequency",
+            )
+    token = new_token()
+    invitation = Invitation(
+        tenant_id=distribution.tenant_id,
+        survey_id=distribution.survey_id,
+        token_hash=hash_token(token),
+        customer_key=data.customer_key,
+        touchpoint_id=distribution.touchpoint_id,
+        hidden=data.hidden,
+        expires_at=due + dt.timedelta(hours=distribution.link_valid_hours),
+    )
+    session.add(invitation)
+    await session.flush()
+    link = f"{public_base_url.rstrip('/')}/s/{distribution.survey_id}?t={token}&lang={data.language}"
+    message = ScheduledMessage(
+        tenant_id=distribution.tenant_id,
+        distribution_id=distribution.id,
+        invitation_id=invitation.id,
+        kind="invite",
+        seq=0,
+        customer_key=data.customer_key,
+        recipient=data.recipient,
+        language=data.language,
+        link=link,
+        due_at=due,
+        created_at=now,
+    )
+    session.add(message)
+    await session.flush()
+    return message

@@ -1,0 +1,1 @@
+"""Journey stages and touchpoints."""

@@ -1,0 +1,1 @@
+"""Local projection of the org tree."""

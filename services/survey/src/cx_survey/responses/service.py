@@ -1,0 +1,326 @@
+"""Submitting responses (validated against the frozen version, scored, stored, event in the same transaction)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cx.events.v1 import events_pb2
+from cx_common.db import utcnow
+from cx_common.errors import Problem
+from cx_common.events import add_event
+from cx_survey.distributions.incentives import assign_code, code_for
+from cx_survey.journeys.service import get_touchpoint
+from cx_survey.orgs.models import OrgUnit
+from cx_survey.orgs.service import path_of
+from cx_survey.responses.models import Invitation, PartialResponse, Response
+from cx_survey.responses.schemas import InvitationCreate, ResponseSubmit
+from cx_survey.surveys.definition import AnswerError, Definition, clean_answers, scores
+from cx_survey.surveys.models import Survey, SurveyVersion
+
+EVENT_TYPE = "survey.response.submitted"
+_DEFINITIONS: dict[uuid.UUID, Definition] = {}  # published versions never change, so parsing once is safe
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+async def public_survey(session: AsyncSession, survey_id: uuid.UUID) -> tuple[Survey, SurveyVersion, Definition]:
+    """A survey reachable without login: must exist and be published (409 if draft, 410 if closed)."""
+    survey = await session.get(Survey, survey_id)
+    if survey is None:
+        raise Problem(404, f"survey {survey_id} not found")
+    if survey.status == "closed":
+        raise Problem(410, "this survey is closed", field="survey_id")
+    if survey.status != "published" or survey.current_version is None:
+        raise Problem(409, "this survey is not published", field="survey_id")
+    version = (
+        await session.execute(
+            select(SurveyVersion).where(
+                SurveyVersion.survey_id == survey.id, SurveyVersion.version == survey.current_version
+            )
+        )
+    ).scalar_one()
+    definition = _DEFINITIONS.get(version.id)
+    if definition is None:
+        if len(_DEFINITIONS) > 1024:
+            _DEFINITIONS.clear()
+        definition = _DEFINITIONS[version.id] = Definition.model_validate(version.definition)
+    return survey, version, definition
+
+
+async def check_invitation(
+    session: AsyncSession, survey_id: uuid.UUID, token: str, *, lock: bool = False
+) -> Invitation:
+    query = select(Invitation).where(Invitation.token_hash == hash_token(token), Invitation.survey_id == survey_id)
+    if lock:
+        query = query.with_for_update()
+    invitation = (await session.execute(query)).scalar_one_or_none()
+    if invitation is None:
+        raise Problem(404, "token: unknown invitation link", field="token")
+    if invitation.used_at is not None:
+        raise Problem(409, "token: this personal link has already been used", field="token")
+    if invitation.expires_at <= utcnow():
+        raise Problem(410, "token: this personal link has expired", field="token")
+    return invitation
+
+
+def _answer_pb(qtype: str, qid: str, value: Any) -> events_pb2.Answer:
+    answer = events_pb2.Answer(question_id=qid, question_type=qtype)
+    if qtype in ("nps", "csat", "ces", "rating", "number"):
+        answer.number_value = float(value)
+    elif qtype in ("single_choice", "dropdown"):
+        if isinstance(value, dict):
+            answer.choice_ids.append(value["choice"])
+            answer.other_text = value.get("other", "")
+        else:
+            answer.choice_ids.append(value)
+    elif qtype == "multiple_choice":
+        if isinstance(value, dict):
+            answer.choice_ids.extend(value["choices"])
+            answer.other_text = value.get("other", "")
+        else:
+            answer.choice_ids.extend(value)
+    elif qtype == "ranking":
+        answer.choice_ids.extend(value)
+    elif qtype == "matrix":
+        answer.matrix_values.update(value)
+    elif qtype == "contact":
+        answer.text_value = json.dumps(value, ensure_ascii=False)
+    else:
+        answer.text_value = str(value)
+    return answer
+
+
+@dataclass
+class Submitted:
+    response: Response
+    duplicate: bool
+    definition: Definition
+    incentive_code: str | None = None
+
+
+async def submit(
+    session: AsyncSession,
+    survey_id: uuid.UUID,
+    data: ResponseSubmit,
+    *,
+    accept_language: str = "zh-Hans",
+    subject_prefix: str = "cx",
+) -> Submitted:
+    survey, version, definition = await public_survey(session, survey_id)
+    tenant_id = survey.tenant_id
+    if survey.quota is not None:
+        await session.refresh(survey, with_for_update=True)  # serialise submissions while a quota applies
+        taken = await session.scalar(select(func.count()).select_from(Response).where(Response.survey_id == survey.id))
+        if (taken or 0) >= survey.quota:
+            raise Problem(410, "this survey has reached its quota of responses", field="survey_id", rule="quota")
+    invitation: Invitation | None = None
+    submission_key = data.submission_id
+    if data.token:
+        # Double submission of a personal link with the same key is answered with the first response.
+        existing = await _existing(session, survey.id, f"inv:{hash_token(data.token)[:32]}")
+        if existing is not None:
+            return Submitted(existing, True, definition, await code_for(session, existing.id))
+        invitation = await check_invitation(session, survey.id, data.token, lock=True)
+        submission_key = f"inv:{invitation.token_hash[:32]}"
+    elif submission_key is not None:
+        existing = await _existing(session, survey.id, submission_key)
+        if existing is not None:
+            return Submitted(existing, True, definition, await code_for(session, existing.id))
+    if submission_key is None:
+        submission_key = f"anon:{uuid.uuid4()}"
+
+    hidden = {**(invitation.hidden if invitation else {}), **data.hidden}
+    try:
+        answers = clean_answers(definition, data.answers, hidden)
+    except AnswerError as exc:
+        raise Problem(422, str(exc), title="Invalid answers", errors=exc.errors) from exc
+    score = scores(definition, answers)
+
+    touchpoint_id = data.touchpoint_id or (invitation.touchpoint_id if invitation else None) or survey.touchpoint_id
+    stage = channel = org_unit_id = None
+    if touchpoint_id is not None:
+        touchpoint = await get_touchpoint(session, tenant_id, touchpoint_id)
+        stage, channel, org_unit_id = touchpoint.stage_key, touchpoint.channel, touchpoint.org_unit_id
+    channel = hidden.get("channel") or channel
+    org_path = await path_of(session, tenant_id, org_unit_id, field="touchpoint_id")
+    customer_key = (invitation.customer_key if invitation else None) or hidden.get("customer_id") or None
+    language = data.language or (
+        accept_language if accept_language in definition.languages else definition.default_language
+    )
+
+    started_at = data.started_at
+    if data.resume_id:
+        partial = await session.get(PartialResponse, data.resume_id)
+        if partial is not None and partial.survey_id == survey.id:
+            started_at = started_at or partial.started_at
+            await session.delete(partial)
+    now = utcnow()
+    duration_ms = int((now - started_at).total_seconds() * 1000) if started_at and started_at <= now else None
+    response = Response(
+        tenant_id=tenant_id,
+        survey_id=survey.id,
+        version=version.version,
+        version_id=version.id,
+        submission_key=submission_key,
+        invitation_id=invitation.id if invitation else None,
+        touchpoint_id=touchpoint_id,
+        journey_stage=stage,
+        channel=channel,
+        org_unit_id=org_unit_id,
+        org_path=org_path,
+        customer_key=customer_key,
+        language=language,
+        answers=answers,
+        hidden=hidden,
+        nps=score["nps"],
+        nps_category=score["nps_category"],
+        csat=score["csat"],
+        ces=score["ces"],
+        started_at=started_at,
+        submitted_at=now,
+        duration_ms=duration_ms,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(response)
+            await session.flush()
+    except IntegrityError:
+        # A concurrent double-submit won the race: answer with its response.
+        existing = await _existing(session, survey.id, submission_key)
+        if existing is None:
+            raise
+        return Submitted(existing, True, definition, await code_for(session, existing.id))
+    if invitation is not None:
+        invitation.used_at = now
+        invitation.response_id = response.id
+    incentive = await assign_code(session, survey.id, response.id)
+
+    questions = definition.questions()
+    submitted_at = Timestamp()
+    submitted_at.FromDatetime(now)
+    payload = events_pb2.SurveyResponseSubmitted(
+        response_id=str(response.id),
+        survey_id=str(survey.id),
+        survey_version=version.version,
+        touchpoint_id=str(touchpoint_id) if touchpoint_id else "",
+        journey_stage=stage or "",
+        channel=channel or "",
+        org_unit_id=org_unit_id or "",
+        customer_key=customer_key or "",
+        language=language,
+        submitted_at=submitted_at,
+        answers=[_answer_pb(questions[qid].type, qid, value) for qid, value in answers.items()],
+        hidden_fields={k: str(v) for k, v in hidden.items()},
+        distribution_id=str(invitation.id) if invitation else "",
+        survey_title=definition.title.get(language),
+    )
+    if score["nps"] is not None:
+        payload.nps = int(score["nps"])
+    if score["csat"] is not None:
+        payload.csat = float(score["csat"])
+    if score["ces"] is not None:
+        payload.ces = float(score["ces"])
+    await add_event(
+        session,
+        tenant_id=tenant_id,
+        event_type=EVENT_TYPE,
+        payload=payload,
+        source="survey",
+        subject_prefix=subject_prefix,
+    )
+    return Submitted(response, False, definition, incentive)
+
+
+async def _existing(session: AsyncSession, survey_id: uuid.UUID, submission_key: str) -> Response | None:
+    result = await session.execute(
+        select(Response).where(Response.survey_id == survey_id, Response.submission_key == submission_key)
+    )
+    return result.scalar_one_or_none()
+
+
+async def save_partial(
+    session: AsyncSession,
+    survey: Survey,
+    definition: Definition,
+    resume_id: str | None,
+    answers: dict[str, Any],
+    hidden: dict[str, str],
+    *,
+    replace: bool = False,
+) -> PartialResponse:
+    """Merge (or with `replace`, set) answers into the saved ones; logic sees the merged set, required is skipped."""
+    partial = await session.get(PartialResponse, resume_id) if resume_id else None
+    if partial is None or partial.survey_id != survey.id:
+        partial = PartialResponse(
+            id=secrets.token_urlsafe(18),
+            tenant_id=survey.tenant_id,
+            survey_id=survey.id,
+            answers={},
+            started_at=utcnow(),
+        )
+        session.add(partial)
+    try:
+        cleaned = clean_answers(
+            definition, answers if replace else {**partial.answers, **answers}, hidden, partial=True
+        )
+    except AnswerError as exc:
+        raise Problem(422, str(exc), title="Invalid answers", errors=exc.errors) from exc
+    partial.answers = cleaned
+    partial.updated_at = utcnow()
+    await session.flush()
+    return partial
+
+
+async def create_invitation(session: AsyncSession, survey: Survey, data: InvitationCreate) -> tuple[Invitation, str]:
+    if data.touchpoint_id is not None:
+        await get_touchpoint(session, survey.tenant_id, data.touchpoint_id)
+    token = new_token()
+    invitation = Invitation(
+        tenant_id=survey.tenant_id,
+        survey_id=survey.id,
+        token_hash=hash_token(token),
+        customer_key=data.customer_key,
+        touchpoint_id=data.touchpoint_id,
+        hidden=data.hidden,
+        expires_at=utcnow() + dt.timedelta(hours=data.expires_in_hours),
+    )
+    session.add(invitation)
+    await session.flush()
+    return invitation, token
+
+
+async def visible_org_filter(session: AsyncSession, tenant_id: uuid.UUID, org_unit_id: str | None) -> str | None:
+    """The org unit a principal is confined to, or None when it sees the whole tenant (no unit, or the root)."""
+    if not org_unit_id:
+        return None
+    unit = await session.get(OrgUnit, (tenant_id, org_unit_id))
+    if unit is not None and not unit.ancestor_ids:
+        return None
+    return org_unit_id
+
+
+async def delete_customer(session: AsyncSession, tenant_id: uuid.UUID, customer_key: str) -> tuple[int, int]:
+    responses = await session.execute(
+        delete(Response).where(Response.tenant_id == tenant_id, Response.customer_key == customer_key)
+    )
+    invitations = await session.execute(
+        delete(Invitation).where(Invitation.tenant_id == tenant_id, Invitation.customer_key == customer_key)
+    )
+    return responses.rowcount or 0, invitations.rowcount or 0  # type: ignore[attr-defined]
