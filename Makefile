@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv run test test-fast lint format protos protos-check bench clean down status reset lock k8s-check images
+.PHONY: help venv browsers run test test-fast lint format protos protos-check bench clean down status reset lock k8s-check images
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-13s %s\n",$$1,$$2}'
@@ -26,7 +26,7 @@ status: venv ## show what the local stack is running
 reset: venv ## wipe local data (.cx/)
 	@$(BIN)/cx-local reset --yes
 
-test: venv protos-check ## every test: unit, service, contract, e2e (real Postgres + NATS)
+test: venv protos-check browsers ## every test: unit, service, contract, e2e (real Postgres + NATS)
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: venv ## tests without the slow and e2e ones
@@ -50,6 +50,9 @@ protos-check: venv ## fail when libs/cx-protos differs from protos/
 	    echo "protos: generated code is up to date"; rm -rf $$tmp; \
 	  else diff -r -x __pycache__ $$tmp/cx libs/cx-protos/src/cx | head -20; rm -rf $$tmp; \
 	    echo "protos: libs/cx-protos is out of date, run 'make protos'"; exit 1; fi
+
+browsers: ## install Debian's Chromium for the browser tests when missing
+	@scripts/ensure_chromium.sh
 
 bench: venv ## benchmarks with their peers, printing ratios
 	@$(PY) -m bench $(BENCH_ARGS)

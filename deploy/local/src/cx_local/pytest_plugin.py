@@ -212,3 +212,75 @@ def app_client(app: object, tokens: TokenMinter | None = None) -> object:
                 yield client
 
     return _client()
+
+
+def live_server(app: object, tokens: TokenMinter | None = None) -> object:
+    """`async with live_server(app, tokens) as base_url:` serves the app with uvicorn on a free loopback port in the
+    test's event loop (lifespan included), for clients that need a real socket such as a browser."""
+    from contextlib import asynccontextmanager
+
+    import uvicorn
+
+    @asynccontextmanager
+    async def _serve() -> AsyncIterator[str]:
+        port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")  # type: ignore[arg-type]
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn stopped before it started")
+            await asyncio.sleep(0.02)
+        if tokens is not None:
+            app.state.jwt_verifier = tokens.verifier()  # type: ignore[attr-defined]
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            await task
+
+    return _serve()
+
+
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
+
+
+@pytest.fixture(scope="session")
+def cx_chromium() -> str:
+    """Path of the Chromium that browser tests drive (Debian's package; `make test` installs it when missing)."""
+    path = os.environ.get("CX_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.fail("no Chromium found: run scripts/ensure_chromium.sh or set CX_CHROMIUM", pytrace=False)
+    return path
+
+
+@pytest.fixture
+async def cx_browser(cx_chromium: str, tmp_path: Path) -> AsyncIterator[object]:
+    """A headless Playwright Chromium `Browser` (async API) with a fresh profile, closed after the test."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=cx_chromium, headless=True, args=list(CHROMIUM_ARGS))
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
+def cx_artifacts(request: pytest.FixtureRequest) -> Path:
+    """Directory for test artefacts (screenshots, reports): $CX_TEST_ARTIFACTS or .cx/test-artifacts, per test."""
+    root = Path(os.environ.get("CX_TEST_ARTIFACTS") or Path.cwd() / ".cx" / "test-artifacts")
+    path = root / request.node.nodeid.replace("/", "_").replace("::", "__").replace(".py", "")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
