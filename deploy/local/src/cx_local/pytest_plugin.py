@@ -283,4 +283,4 @@ def cx_artifacts(request: pytest.FixtureRequest) -> Path:
     root = Path(os.environ.get("CX_TEST_ARTIFACTS") or Path.cwd() / ".cx" / "test-artifacts")
     path = root / request.node.nodeid.replace("/", "_").replace("::", "__").replace(".py", "")
     path.mkdir(parents=True, exist_ok=True)
-    return path
+    return Path(str(path))
