@@ -46,7 +46,7 @@ async def fuzz_openapi(
     seed: int = 20261125,
     max_time: int | None = None,
     report_dir: Path | None = None,
-    timeout: float = 600,
+    deadline_s: float = 600,
 ) -> FuzzResult:
     args = [
         _schemathesis(),
@@ -86,11 +86,11 @@ async def fuzz_openapi(
         *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env
     )
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        out, _ = await asyncio.wait_for(proc.communicate(), deadline_s)
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        return FuzzResult(124, f"schemathesis ran past {timeout}s")
+        return FuzzResult(124, f"schemathesis ran past {deadline_s}s")
     return FuzzResult(proc.returncode or 0, out.decode(errors="replace"))
 
 
