@@ -1,6 +1,7 @@
 """`python -m bench` runs every benchmark; `python -m bench nlp --quick` runs one with its arguments.
 
-A benchmark is a subpackage `bench/<name>/` with a module `run.py` exposing `main(argv: list[str]) -> int`.
+A benchmark is a subpackage `bench/<name>/` with a module `run.py` exposing `main(argv: list[str]) -> int`; it
+records its figures with `bench.report.write_result`, and every run rewrites `bench/REPORT.md` from `bench/results/`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ def main(argv: list[str]) -> int:
         print(f"== bench {name} ==", flush=True)
         module = importlib.import_module(f"bench.{name}.run")
         status = max(status, int(module.main(rest) or 0))
+    from bench.report import write_report
+
+    print(f"report: {write_report()}")
     return status
 
 
