@@ -33,10 +33,10 @@ fi
 
 # name|dockerfile|extra build args
 images=(
-  "cx-gateway|services/gateway/Dockerfile|"
-  "cx-survey|services/survey/Dockerfile|"
-  "cx-ingest|services/ingest/Dockerfile|"
-  "cx-alerts|services/alerts/Dockerfile|"
+  "cx-gateway|deploy/docker/service.Dockerfile|--build-arg SERVICE=gateway --build-arg PORT=8000"
+  "cx-survey|deploy/docker/service.Dockerfile|--build-arg SERVICE=survey --build-arg PORT=8001"
+  "cx-ingest|deploy/docker/service.Dockerfile|--build-arg SERVICE=ingest --build-arg PORT=8002"
+  "cx-alerts|deploy/docker/service.Dockerfile|--build-arg SERVICE=alerts --build-arg PORT=8003"
   "cx-nlp|services/nlp/Dockerfile|--build-arg TORCH_VARIANT=cpu"
   "cx-nlp-cuda|services/nlp/Dockerfile|--build-arg TORCH_VARIANT=cuda"
 )
