@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cx_common.auth import JWTVerifier
+from cx_common.bodylimit import BodySizeLimitMiddleware
 from cx_common.db import create_engine, ping, session_factory
 from cx_common.errors import Problem, install_problem_handlers
 from cx_common.events import EventBus, EventConsumer, OutboxRelay
@@ -122,7 +123,11 @@ def create_service_app(
             runtime.bus = await _connect_bus(settings)
             if run_relay and runtime.engine is not None:
                 runtime.relay = OutboxRelay(
-                    runtime.engine, runtime.bus, schema=settings.db_schema, database_url=settings.database_url
+                    runtime.engine,
+                    runtime.bus,
+                    schema=settings.db_schema,
+                    database_url=settings.database_url if settings.outbox_listen else None,
+                    poll_interval=settings.outbox_poll_interval,
                 )
                 runtime.spawn(runtime.relay.run(), "outbox-relay")
             if consumers is not None:
@@ -158,6 +163,9 @@ def create_service_app(
     app.state.runtime = runtime
     app.state.settings = settings
     install_problem_handlers(app)
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
+    )
     install_observability(app, settings.service_name, checks)
     for router in routers:
         app.include_router(router)

@@ -34,7 +34,12 @@ class ServiceSettings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 10
 
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="larger bodies are refused with 413")
+    max_upload_bytes: int = Field(default=1 << 30, ge=1024, description="limit for multipart/form-data uploads")
+
     nats_url: str | None = None
+    outbox_listen: bool = Field(default=True, description="wake the outbox relay with LISTEN/NOTIFY, not only polls")
+    outbox_poll_interval: float = Field(default=0.5, gt=0, description="seconds between outbox polls")
     events_stream: str = "CX"
     events_subject_prefix: str = "cx"
 
