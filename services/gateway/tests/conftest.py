@@ -304,4 +304,6 @@ async def loaded(gw, demo):
 def ev() -> Any:
     from types import SimpleNamespace
 
-    return SimpleNamespace(publish=publish, response=response, feedback=feedback, until=until)
+    return SimpleNamespace(
+        publish=publish, response=response, feedback=feedback, until=until, make_settings=make_settings
+    )

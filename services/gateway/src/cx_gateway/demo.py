@@ -15,7 +15,8 @@ from cx_gateway.identity.models import Tenant, User
 from cx_gateway.identity.schemas import TenantCreate, UserCreate
 from cx_gateway.org import service as org
 from cx_gateway.org.models import OrgUnit
-from cx_gateway.org.schemas import OrgUnitCreate
+from cx_gateway.org.service import OrgScope
+from cx_gateway.org.schemas import OrgUnitCreate, OrgUnitUpdate
 from cx_gateway.settings import Settings
 
 DEMO_SLUG = "demo"
@@ -42,6 +43,14 @@ DEMO_USERS: list[tuple[str, str, str, str, str]] = [
     ("viewer@demo.cx", "Viewer 访客", "viewer", "S-GZ-01", "zh-Hans"),
 ]
 
+
+# unit code -> the user who manages it (ticket owner / task assignee found through the org tree)
+DEMO_MANAGERS: list[tuple[str, str]] = [
+    ("HQ", "owner@demo.cx"),
+    ("R-EAST", "east.manager@demo.cx"),
+    ("S-SH-01", "store.manager@demo.cx"),
+    ("D-CX", "admin@demo.cx"),
+]
 
 DEMO_KPI_FORMULA = "0.4*(nps + 100)/200 + 0.3*(csat - 1)/4 + 0.3*(1 - complaint_rate)"
 
@@ -104,6 +113,17 @@ async def seed_demo(session: AsyncSession, settings: Settings) -> DemoResult:
                 ),
                 settings,
                 granter_role="owner",
+            )
+    scope = OrgScope(tenant.id, None, None)
+    for code, email in DEMO_MANAGERS:
+        unit = units[code]
+        if unit.manager_user_id is None:  # the org tree names who owns tickets and approves tasks
+            await org.update_unit(
+                session,
+                scope,
+                unit,
+                OrgUnitUpdate(manager_user_id=users[email].id),
+                settings.events_subject_prefix,
             )
     if not await session.scalar(select(Kpi.id).where(Kpi.tenant_id == tenant.id, Kpi.code == "cx-index")):
         session.add(

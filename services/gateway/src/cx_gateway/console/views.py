@@ -556,6 +556,9 @@ LISTS: dict[str, ListPage] = {
 }
 
 
+RESOLUTION_CODES = ("fixed", "explained", "compensated", "no_action")
+
+
 def csrf_token(request: Request, access_token: str) -> str:
     secret = _settings(request).internal_secret.get_secret_value().encode()
     return hmac.new(secret, access_token.encode(), hashlib.sha256).hexdigest()[:32]
@@ -595,6 +598,7 @@ def _make_list_page(page: str):  # type: ignore[no-untyped-def]
             next_cursor=None,
             error=None,
             page_name=page,
+            resolution_codes=RESOLUTION_CODES if page == "tickets" else (),
             csrf=csrf_token(request, token),
             flash=request.query_params.get("flash"),
         )
@@ -622,7 +626,8 @@ def _make_list_page(page: str):  # type: ignore[no-untyped-def]
                 items = [i for i in body.get("items", []) if isinstance(i, dict)]
                 now = dt.datetime.now(dt.UTC)
                 for item in items:
-                    item["_due"] = due_in(item.get("resolution_due"), now, ctx["t"])
+                    done = item.get("status") in ("resolved", "closed")
+                    item["_due"] = "" if done else due_in(item.get("resolution_due"), now, ctx["t"])
                     if isinstance(item.get("aspect_path"), list):
                         item["aspect_path"] = " › ".join(map(str, item["aspect_path"]))
                 ctx["items"] = items
@@ -648,6 +653,8 @@ def _make_action(page: str):  # type: ignore[no-untyped-def]
         action: str,
         csrf: Annotated[str, Form(max_length=64)],
         comment: Annotated[str, Form(max_length=4000)] = "",
+        resolution_code: Annotated[str, Form(max_length=64)] = "",
+        version: Annotated[int | None, Form(ge=0, le=2**31)] = None,
     ) -> Response:
         try:
             principal, token, pair = await console_principal(request, session)
@@ -661,8 +668,16 @@ def _make_action(page: str):  # type: ignore[no-untyped-def]
             raise Problem(403, "csrf: the form has expired; reload the page", field="csrf")
         if page == "tickets":
             path, body = f"{spec.path}/{item_id}/transitions", {"status": action}
+            if action == "resolved":
+                code = resolution_code.strip()
+                body["resolution_code"] = code if code in RESOLUTION_CODES else RESOLUTION_CODES[0]
+            if comment.strip():
+                body["note"] = comment.strip()
         else:
             path, body = f"{spec.path}/{item_id}/{action}", {"comment": comment}
+        payload: dict[str, Any] = {**body}
+        if version is not None:  # optimistic locking: the version the form was rendered from
+            payload["version"] = version
         upstreams = cast(Upstreams, request.app.state.runtime.extras["upstreams"])
         try:
             await ensure_item_visible(
@@ -679,7 +694,7 @@ def _make_action(page: str):  # type: ignore[no-untyped-def]
                 path,
                 authorization=f"Bearer {token}",
                 headers={"content-type": "application/json"},
-                content=json.dumps(body).encode(),
+                content=json.dumps(payload).encode(),
             )
             flash = "done" if answer.status_code < 400 else "failed"
         except Problem:

@@ -1,7 +1,7 @@
 import datetime as dt
 import uuid
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cx_common.db import TenantMixin, TimestampMixin, new_id
@@ -91,3 +91,14 @@ class SigningKey(Base):
     private_key_enc: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     retired_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class DemoLoad(Base):
+    """A part of the demo tenant's sample data that `seed-demo` has loaded into the other services (once)."""
+
+    __tablename__ = "demo_loads"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    part: Mapped[str] = mapped_column(String(64), primary_key=True)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    loaded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
