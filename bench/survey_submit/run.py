@@ -1,0 +1,371 @@
+"""Survey submit benchmark: complete responses per second and p99 latency through the real survey service, against a
+naive FastAPI + async SQLAlchemy ORM handler and a hand-written Starlette + asyncpg handler (the ceiling), all three
+in one run, each served by uvicorn in its own process on a real socket, on the same Postgres database and tables,
+driven by the same closed-loop load generator (keep-alive connections, one request in flight per connection).
+
+    python -m bench survey_submit [--quick] [--connections 32] [--seconds 8] [--rounds 3] [--write-readme]
+
+Postgres: CX_DATABASE_URL (a superuser URL; a throwaway database is created in it) or an embedded server started for
+the run (cx_local.postgres.EmbeddedPostgres, test settings: fsync off, as for every peer). Targets: ours ≥ 1.5× the
+naive handler, ≥ 0.8× the ceiling. A full run (or --write-readme) puts the table into services/survey/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from bench.report import write_result
+from bench.survey_submit.loadgen import Run, load
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICE_DIR = ROOT / "services" / "survey"
+README = SERVICE_DIR / "README.md"
+START, END = "<!-- bench:survey_submit:start -->", "<!-- bench:survey_submit:end -->"
+ROLE_PASSWORD = "bench-survey"  # noqa: S105 - a throwaway database
+PEERS = {
+    "ours": ("survey service (cx-survey, FastAPI)", "cx_survey.main:create_app", "/v1/public/surveys/{id}/responses"),
+    "naive": ("naive FastAPI + async SQLAlchemy ORM", "bench.survey_submit.peers:naive_app", "/surveys/{id}/responses"),
+    "ceiling": (
+        "ceiling: Starlette + asyncpg by hand",
+        "bench.survey_submit.peers:ceiling_app",
+        "/surveys/{id}/responses",
+    ),
+}
+
+
+def t(text: str) -> dict[str, str]:
+    return {"zh-Hans": text, "zh-Hant": text, "en": text}
+
+
+DEFINITION = {
+    "title": t("门店体验"),
+    "pages": [
+        {
+            "id": "p1",
+            "questions": [
+                {"id": "nps", "type": "nps", "title": t("推荐意愿"), "required": True},
+                {
+                    "id": "topic",
+                    "type": "single_choice",
+                    "title": t("最需要改进"),
+                    "choices": [{"id": "speed", "label": t("速度")}, {"id": "staff", "label": t("服务")}],
+                },
+                {"id": "why", "type": "text", "title": t("原因"), "validation": {"max_length": 500}},
+            ],
+        }
+    ],
+}
+REASONS = [
+    "排队太久了，收银台只开了一个。",
+    "店员很热情，但是停车不方便。",
+    "Delivery was late and the box was damaged.",
+]
+
+
+def body_factory() -> Any:
+    counter = iter(range(10**12))
+
+    def body() -> bytes:
+        n = next(counter)
+        answers = {"nps": n % 11, "topic": "speed" if n % 2 else "staff", "why": REASONS[n % 3]}
+        return json.dumps(
+            {"answers": answers, "submission_id": f"bench-{uuid.uuid4().hex}"}, ensure_ascii=False
+        ).encode()
+
+    return body
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def postgres() -> Iterator[str]:
+    """A superuser URL to a maintenance database."""
+    if url := os.environ.get("CX_DATABASE_URL"):
+        yield url
+        return
+    from cx_local.postgres import EmbeddedPostgres
+
+    base = Path(tempfile.mkdtemp(prefix="cx-bench-pg-"))
+    server = EmbeddedPostgres(base / "data", port=free_port(), durable=False)
+    try:
+        yield server.start().url(database="postgres")
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def with_database(url: str, name: str, user: str | None = None, password: str | None = None) -> str:
+    scheme, rest = url.split("://", 1)
+    creds, host_db = rest.split("@", 1)
+    if user is not None:
+        creds = f"{user}:{password}"
+    return f"{scheme}://{creds}@{host_db.rsplit('/', 1)[0]}/{name}"
+
+
+async def prepare(admin_url: str) -> tuple[str, str, str]:
+    """Database + survey role + migrated schema + one published survey (through the service's API)."""
+    from cx_common.migrations import upgrade
+    from cx_local.provision import create_database, provision_schema, role_name
+    from cx_local.pytest_plugin import TokenMinter, app_client
+    from cx_survey.main import create_app
+    from cx_survey.settings import Settings
+
+    name = f"bench_survey_{secrets.token_hex(3)}"
+    await create_database(admin_url, name)
+    await provision_schema(admin_url, name, "survey", ROLE_PASSWORD)
+    role_url = with_database(admin_url, name, role_name("survey"), ROLE_PASSWORD)
+    await asyncio.to_thread(upgrade, SERVICE_DIR, role_url)
+    tokens = TokenMinter()
+    app = create_app(Settings(database_url=role_url, nats_url=None, scheduler_enabled=False, log_level="WARNING"))
+    tenant = uuid.uuid4()
+    auth = {"Authorization": f"Bearer {tokens.mint(tenant, scopes=('surveys:*',))}"}
+    async with app_client(app, tokens) as client:  # type: ignore[attr-defined]
+        created = await client.post("/v1/surveys", json={"title": "bench", "definition": DEFINITION}, headers=auth)
+        created.raise_for_status()
+        survey_id = created.json()["id"]
+        (await client.post(f"/v1/surveys/{survey_id}/publish", headers=auth)).raise_for_status()
+    return name, role_url, survey_id
+
+
+def server_env(role_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CX_")}
+    env.update(
+        {
+            "BENCH_SURVEY_DATABASE_URL": role_url,
+            "CX_SURVEY_DATABASE_URL": role_url,
+            "CX_SURVEY_LOG_LEVEL": "WARNING",
+            "CX_SURVEY_LOG_JSON": "true",
+            # The limiter runs (its cost is measured) but never binds: all load comes from one address.
+            "CX_SURVEY_PUBLIC_RATE_PER_MINUTE": str(10**9),
+            "CX_SURVEY_PUBLIC_RATE_BURST": str(10**6),
+            "PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]),
+        }
+    )
+    return env
+
+
+@contextmanager
+def serve(target: str, env: dict[str, str]) -> Iterator[int]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", target, "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--log-level", "warning", "--no-access-log"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{target} exited with {proc.returncode}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{target} did not start")
+            time.sleep(0.2)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def measure(
+    args: argparse.Namespace, admin_db_url: str, ports: dict[str, int], survey_id: str
+) -> dict[str, list[Run]]:
+    runs: dict[str, list[Run]] = {k: [] for k in PEERS}
+    for _ in range(args.rounds):
+        for key in PEERS:
+            conn = await asyncpg.connect(admin_db_url)
+            try:  # every peer starts from the same (empty) tables
+                await conn.execute("TRUNCATE survey.responses, survey.outbox RESTART IDENTITY")
+                await conn.execute("VACUUM ANALYZE survey.responses")
+                await conn.execute("CHECKPOINT")
+            finally:
+                await conn.close()
+            path = PEERS[key][2].format(id=survey_id)
+            run = await load(
+                "127.0.0.1",
+                ports[key],
+                path,
+                body_factory(),
+                connections=args.connections,
+                seconds=args.seconds,
+                warmup=args.warmup,
+            )
+            runs[key].append(run)
+            print(
+                f"  {key:8} {run.rps:8.0f} responses/s  p50 {run.percentile(0.5):7.2f} ms  "
+                f"p99 {run.percentile(0.99):7.2f} ms  errors {run.errors or 0}",
+                flush=True,
+            )
+    return runs
+
+
+def summarise(runs: dict[str, list[Run]]) -> dict[str, dict[str, float]]:
+    out = {}
+    for key, items in runs.items():
+        out[key] = {
+            "rps": statistics.median(r.rps for r in items),
+            "p50": statistics.median(r.percentile(0.5) for r in items),
+            "p99": statistics.median(r.percentile(0.99) for r in items),
+            "errors": sum(sum(r.errors.values()) for r in items),
+        }
+    return out
+
+
+def table(fig: dict[str, dict[str, float]], args: argparse.Namespace) -> tuple[str, list[dict[str, Any]]]:
+    ours = fig["ours"]
+    lines = [
+        "| system | responses/s | p50 ms | p99 ms | errors | ours ÷ system (throughput) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for key, (label, _, _) in PEERS.items():
+        f = fig[key]
+        lines.append(
+            f"| {label} | {f['rps']:,.0f} | {f['p50']:.1f} | {f['p99']:.1f} | {f['errors']:.0f} | "
+            f"{ours['rps'] / f['rps']:.2f}× |"
+        )
+    vs_naive = ours["rps"] / fig["naive"]["rps"]
+    vs_ceiling = ours["rps"] / fig["ceiling"]["rps"]
+    lines += [
+        "",
+        f"Targets: ≥ 1.5× naive — **{vs_naive:.2f}×** ({'met' if vs_naive >= 1.5 else 'missed'}); "
+        f"≥ 0.8× ceiling — **{vs_ceiling:.2f}×** ({'met' if vs_ceiling >= 0.8 else 'missed'}). "
+        f"{args.connections} keep-alive connections, {args.rounds} round(s) of {args.seconds:g} s per system "
+        "(medians), one uvicorn worker each.",
+    ]
+    rows = [
+        {
+            "metric": f"complete responses/s ({args.connections} connections)",
+            "ours": round(ours["rps"]),
+            "peer": "naive FastAPI + SQLAlchemy ORM",
+            "peer_value": round(fig["naive"]["rps"]),
+            "ratio": round(vs_naive, 2),
+            "target": "≥ 1.5×",
+            "met": vs_naive >= 1.5,
+        },
+        {
+            "metric": f"complete responses/s ({args.connections} connections)",
+            "ours": round(ours["rps"]),
+            "peer": "ceiling: Starlette + asyncpg",
+            "peer_value": round(fig["ceiling"]["rps"]),
+            "ratio": round(vs_ceiling, 2),
+            "target": "≥ 0.8×",
+            "met": vs_ceiling >= 0.8,
+        },
+        {
+            "metric": "p99 latency ms (peer ÷ ours)",
+            "ours": round(ours["p99"], 1),
+            "peer": "naive FastAPI + SQLAlchemy ORM",
+            "peer_value": round(fig["naive"]["p99"], 1),
+            "ratio": round(fig["naive"]["p99"] / ours["p99"], 2),
+            "target": "",
+            "met": None,
+        },
+        {
+            "metric": "p99 latency ms (peer ÷ ours)",
+            "ours": round(ours["p99"], 1),
+            "peer": "ceiling: Starlette + asyncpg",
+            "peer_value": round(fig["ceiling"]["p99"], 1),
+            "ratio": round(fig["ceiling"]["p99"] / ours["p99"], 2),
+            "target": "",
+            "met": None,
+        },
+    ]
+    return "\n".join(lines), rows
+
+
+def write_readme(text: str, machine: str) -> None:
+    block = f"{START}\n{text}\n\nMachine: {machine}. Reproduce with `python -m bench survey_submit`.\n{END}"
+    current = README.read_text() if README.exists() else "# Survey service\n"
+    if START in current and END in current:
+        head, rest = current.split(START, 1)
+        current = head + block + rest.split(END, 1)[1]
+    else:
+        current = current.rstrip() + "\n\n## Performance: submitting responses\n\n" + block + "\n"
+    README.write_text(current)
+
+
+async def run(args: argparse.Namespace) -> int:
+    from bench.report import machine
+
+    with postgres() as admin_url:
+        name, role_url, survey_id = await prepare(admin_url)
+        admin_db_url = with_database(admin_url, name)
+        env = server_env(role_url)
+        with (
+            serve(PEERS["ours"][1], env) as p1,
+            serve(PEERS["naive"][1], env) as p2,
+            serve(PEERS["ceiling"][1], env) as p3,
+        ):
+            runs = await measure(args, admin_db_url, {"ours": p1, "naive": p2, "ceiling": p3}, survey_id)
+        from cx_local.provision import drop_database
+
+        await drop_database(admin_url, name)
+    fig = summarise(runs)
+    text, rows = table(fig, args)
+    print(text)
+    notes = [
+        "All three write the same rows (response with answers as JSONB + outbox event) into the same survey schema; "
+        "ours also validates every answer against the frozen definition, scores it, checks the idempotency key, "
+        "assigns an incentive code when the pool has one, and encodes the protobuf event.",
+        "Ours runs with its middleware (metrics, tracing ids, body limit, rate limiter set high enough never to bind) "
+        "and log level WARNING; no NATS, so the outbox relay is idle for every peer alike.",
+        "Postgres with fsync off (throwaway cluster) unless CX_DATABASE_URL points elsewhere.",
+    ]
+    write_result(
+        "survey_submit",
+        "Survey response submission: ours vs naive ORM vs asyncpg ceiling",
+        rows,
+        notes=notes,
+        quick=args.quick,
+    )
+    if args.write_readme or not args.quick:
+        write_readme(text, machine())
+    ok = rows[0]["met"] and rows[1]["met"]
+    return 0 if ok or args.quick else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench survey_submit", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="≤ 60 s smoke run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--write-readme", action="store_true")
+    args = parser.parse_args(argv or [])
+    if args.quick:
+        args.seconds, args.warmup, args.rounds = min(args.seconds, 3.0), 0.5, 1
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
