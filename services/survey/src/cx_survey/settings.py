@@ -16,6 +16,16 @@ class Settings(ServiceSettings):
     db_schema: str = SCHEMA
     port: int = 8001
     max_body_bytes: int = Field(default=256 * 1024, description="larger request bodies are refused with 413")
+    public_rate_per_minute: int = Field(
+        default=300, ge=0, description="public endpoints: requests per minute per client address and link; 0: off"
+    )
+    public_rate_burst: int = Field(default=60, ge=1, description="public endpoints: burst per address and link")
+    public_rate_address_factor: int = Field(
+        default=5, ge=1, description="an address may spend this many links' worth of requests in all"
+    )
+    trust_forwarded_for: bool = Field(
+        default=False, description="take the client address from X-Forwarded-For (only behind a trusted proxy)"
+    )
     public_base_url: str | None = Field(
         default=None, description="base URL of respondent links; CX_SURVEY_URL if unset"
     )

@@ -19,6 +19,7 @@ UI: dict[str, dict[str, str]] = {
         "expired": "此链接已过期。",
         "missing": "未找到问卷。",
         "is_required": "此题为必答题",
+        "saved": "已自动保存，稍后可继续作答。",
     },
     "zh-Hant": {
         "progress": "進度",
@@ -38,6 +39,7 @@ UI: dict[str, dict[str, str]] = {
         "expired": "此連結已過期。",
         "missing": "找不到問卷。",
         "is_required": "此題為必答題",
+        "saved": "已自動儲存，稍後可繼續作答。",
     },
     "en": {
         "progress": "Progress",
@@ -57,6 +59,7 @@ UI: dict[str, dict[str, str]] = {
         "expired": "This link has expired.",
         "missing": "Survey not found.",
         "is_required": "This question is required",
+        "saved": "Saved automatically: you can come back later.",
     },
 }
 LANGUAGE_NAMES = [("zh-Hans", "简体中文"), ("zh-Hant", "繁體中文"), ("en", "English")]

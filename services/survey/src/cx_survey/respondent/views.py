@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import URL, FormData
 
 from cx_common.app import SessionDep
@@ -18,13 +20,14 @@ from cx_survey.respondent.i18n import LANGUAGE_NAMES, STATUS_MESSAGE, UI
 from cx_survey.responses import service
 from cx_survey.responses.models import PartialResponse
 from cx_survey.responses.models import Response as ResponseRow
-from cx_survey.responses.schemas import ResponseSubmit
+from cx_survey.responses.schemas import AutosaveRead, ResponseSubmit
 from cx_survey.responses.views import preferred_language
 from cx_survey.surveys.definition import (
     SCALES,
     AnswerError,
     Definition,
     LocalText,
+    Page,
     Question,
     clean_answers,
     depends_on_page,
@@ -85,6 +88,11 @@ def _problem_page(request: Request, exc: Problem, lang: str) -> HTMLResponse:
     return _render(request, lang, exc.status, title=UI[lang][key], message=UI[lang][key])
 
 
+def token_resume_id(token: str) -> str:
+    """The partial save of a personal link: reopening the link resumes it (derived from the token, not its hash)."""
+    return "t" + hashlib.sha256(f"resume:{token}".encode()).hexdigest()[:40]
+
+
 def _form_answers(form: FormData, questions: list[Question]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for q in questions:
@@ -131,7 +139,7 @@ async def respondent_page(survey_id: uuid.UUID, request: Request, session: Sessi
         except Problem as exc:
             return _problem_page(request, exc, lang)
     hidden = {k: params[k][:200] for k in definition.hidden_fields if params.get(k)}
-    resume_id = params.get("r")
+    resume_id = params.get("r") or (token_resume_id(token) if token else None)
     answers: dict[str, Any] = {}
     if resume_id:
         partial = await session.get(PartialResponse, resume_id)
@@ -189,8 +197,14 @@ def _show(
         resume_id=resume_id,
         token=token,
         submission_id=submission_id,
-        action=str(request.url_for("respondent_submit", survey_id=str(survey_id))),
+        action=_with_token(request.url_for("respondent_submit", survey_id=str(survey_id)), token),
+        save_url=_with_token(request.url_for("respondent_save", survey_id=str(survey_id)), token),
     )
+
+
+def _with_token(url: URL, token: str | None) -> str:
+    """Links carry the personal token in the query too, so the rate limiter can key on it without reading bodies."""
+    return str(url.include_query_params(t=token)) if token else str(url)
 
 
 @router.post("/s/{survey_id}", response_class=HTMLResponse, name="respondent_submit", summary="Post one page")
@@ -205,18 +219,9 @@ async def respondent_submit(survey_id: uuid.UUID, request: Request, session: Ses
     token = str(form.get("_t") or "") or None
     resume_id = str(form.get("_r") or "") or None
     submission_id = str(form.get("_sid") or "")[:128] or uuid.uuid4().hex
-    hidden = {str(k)[2:]: str(v)[:200] for k, v in form.multi_items() if str(k).startswith("h_")}
-    hidden = {k: v for k, v in hidden.items() if k in definition.hidden_fields}
-    page_id = str(form.get("_page") or "")
-    page = next((p for p in definition.pages if p.id == page_id), definition.pages[0])
-    saved: dict[str, Any] = {}
-    if resume_id:
-        partial = await session.get(PartialResponse, resume_id)
-        if partial is not None and partial.survey_id == survey.id:
-            saved = dict(partial.answers)
-    for q in page.questions:
-        saved.pop(q.id, None)
-    answers = {**saved, **_form_answers(form, page.questions)}
+    if token and not resume_id:
+        resume_id = token_resume_id(token)
+    page, hidden, answers = await _merged(session, survey.id, definition, form, resume_id)
 
     def again(errors: dict[str, str]) -> HTMLResponse:
         return _show(
@@ -232,7 +237,16 @@ async def respondent_submit(survey_id: uuid.UUID, request: Request, session: Ses
     missing = {q.id: UI[lang]["is_required"] for q in shown if q.required and q.id not in answers}
     if missing:
         return again(missing)
-    partial = await service.save_partial(session, survey, definition, resume_id, answers, hidden, replace=True)
+    partial = await service.save_partial(
+        session,
+        survey,
+        definition,
+        resume_id,
+        answers,
+        hidden,
+        replace=True,
+        new_id=token_resume_id(token) if token else None,
+    )
     await session.commit()
     resume_id = partial.id
     ids = [p.id for p, _ in path]
@@ -271,6 +285,53 @@ async def respondent_submit(survey_id: uuid.UUID, request: Request, session: Ses
     await session.commit()
     done = request.url_for("respondent_done", survey_id=str(survey.id), response_id=str(result.response.id))
     return RedirectResponse(str(done.include_query_params(lang=lang)), status_code=303)
+
+
+async def _merged(
+    session: AsyncSession, survey_id: uuid.UUID, definition: Definition, form: FormData, resume_id: str | None
+) -> tuple[Page, dict[str, str], dict[str, Any]]:
+    """The posted page's answers over those saved earlier (the page's own earlier answers are replaced)."""
+    hidden = {str(k)[2:]: str(v)[:200] for k, v in form.multi_items() if str(k).startswith("h_")}
+    hidden = {k: v for k, v in hidden.items() if k in definition.hidden_fields}
+    page_id = str(form.get("_page") or "")
+    page = next((p for p in definition.pages if p.id == page_id), definition.pages[0])
+    saved: dict[str, Any] = {}
+    if resume_id:
+        partial = await session.get(PartialResponse, resume_id)
+        if partial is not None and partial.survey_id == survey_id:
+            saved = dict(partial.answers)
+    for q in page.questions:
+        saved.pop(q.id, None)
+    return page, hidden, {**saved, **_form_answers(form, page.questions)}
+
+
+@router.post(
+    "/s/{survey_id}/save",
+    response_model=AutosaveRead,
+    name="respondent_save",
+    summary="Autosave the page being answered (the page's script posts the form on every change)",
+    responses={404: {"description": "unknown survey"}, 409: {"description": "not published"}, 422: {}},
+)
+async def respondent_save(survey_id: uuid.UUID, request: Request, session: SessionDep) -> AutosaveRead:
+    form = await request.form()
+    survey, _version, definition = await service.public_survey(session, survey_id)
+    token = str(form.get("_t") or "") or None
+    if token:
+        await service.check_invitation(session, survey.id, token)
+    resume_id = str(form.get("_r") or "")[:64] or (token_resume_id(token) if token else None)
+    _page, hidden, answers = await _merged(session, survey.id, definition, form, resume_id)
+    partial = await service.save_partial(
+        session,
+        survey,
+        definition,
+        resume_id,
+        answers,
+        hidden,
+        replace=True,
+        new_id=token_resume_id(token) if token else None,
+    )
+    await session.commit()
+    return AutosaveRead(resume_id=partial.id, answered=len(partial.answers))
 
 
 @router.get("/s/{survey_id}/done/{response_id}", response_class=HTMLResponse, name="respondent_done")

@@ -26,6 +26,11 @@ class PartialSave(BaseModel):
     resume_id: str | None = Field(default=None, max_length=64, description="continue an earlier partial save")
 
 
+class AutosaveRead(BaseModel):
+    resume_id: str
+    answered: int
+
+
 class PartialRead(BaseModel):
     resume_id: str
     survey_id: uuid.UUID

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, delete, func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from cx.events.v1 import events_pb2
-from cx_common.db import utcnow
+from cx_common.db import new_id, utcnow
 from cx_common.errors import Problem
 from cx_common.events import add_event
 from cx_survey.distributions.incentives import assign_code, code_for
@@ -40,28 +41,40 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-async def public_survey(session: AsyncSession, survey_id: uuid.UUID) -> tuple[Survey, SurveyVersion, Definition]:
-    """A survey reachable without login: must exist and be published (409 if draft, 410 if closed)."""
-    survey = await session.get(Survey, survey_id)
-    if survey is None:
+@dataclass(frozen=True)
+class PublishedVersion:
+    """The version a respondent answers (its definition is parsed once per process: published versions never change)."""
+
+    id: uuid.UUID
+    version: int
+
+
+_PUBLIC = (
+    select(Survey, SurveyVersion.id, SurveyVersion.version)
+    .options(defer(Survey.definition))  # the editable draft is not needed here
+    .outerjoin(
+        SurveyVersion, and_(SurveyVersion.survey_id == Survey.id, SurveyVersion.version == Survey.current_version)
+    )
+)
+
+
+async def public_survey(session: AsyncSession, survey_id: uuid.UUID) -> tuple[Survey, PublishedVersion, Definition]:
+    """A survey reachable without login: must exist and be published (409 if draft, 410 if closed). One query."""
+    row = (await session.execute(_PUBLIC.where(Survey.id == survey_id))).first()
+    if row is None:
         raise Problem(404, f"survey {survey_id} not found")
+    survey, version_id, version_no = row
     if survey.status == "closed":
         raise Problem(410, "this survey is closed", field="survey_id")
-    if survey.status != "published" or survey.current_version is None:
+    if survey.status != "published" or version_id is None:
         raise Problem(409, "this survey is not published", field="survey_id")
-    version = (
-        await session.execute(
-            select(SurveyVersion).where(
-                SurveyVersion.survey_id == survey.id, SurveyVersion.version == survey.current_version
-            )
-        )
-    ).scalar_one()
-    definition = _DEFINITIONS.get(version.id)
+    definition = _DEFINITIONS.get(version_id)
     if definition is None:
+        raw = await session.scalar(select(SurveyVersion.definition).where(SurveyVersion.id == version_id))
         if len(_DEFINITIONS) > 1024:
             _DEFINITIONS.clear()
-        definition = _DEFINITIONS[version.id] = Definition.model_validate(version.definition)
-    return survey, version, definition
+        definition = _DEFINITIONS[version_id] = Definition.model_validate(raw)
+    return survey, PublishedVersion(version_id, version_no), definition
 
 
 async def check_invitation(
@@ -126,7 +139,8 @@ async def submit(
     survey, version, definition = await public_survey(session, survey_id)
     tenant_id = survey.tenant_id
     if survey.quota is not None:
-        await session.refresh(survey, with_for_update=True)  # serialise submissions while a quota applies
+        # Serialise submissions while a quota applies.
+        await session.refresh(survey, attribute_names=["status", "quota"], with_for_update=True)
         taken = await session.scalar(select(func.count()).select_from(Response).where(Response.survey_id == survey.id))
         if (taken or 0) >= survey.quota:
             raise Problem(410, "this survey has reached its quota of responses", field="survey_id", rule="quota")
@@ -173,40 +187,44 @@ async def submit(
             await session.delete(partial)
     now = utcnow()
     duration_ms = int((now - started_at).total_seconds() * 1000) if started_at and started_at <= now else None
-    response = Response(
-        tenant_id=tenant_id,
-        survey_id=survey.id,
-        version=version.version,
-        version_id=version.id,
-        submission_key=submission_key,
-        invitation_id=invitation.id if invitation else None,
-        touchpoint_id=touchpoint_id,
-        journey_stage=stage,
-        channel=channel,
-        org_unit_id=org_unit_id,
-        org_path=org_path,
-        customer_key=customer_key,
-        language=language,
-        answers=answers,
-        hidden=hidden,
-        nps=score["nps"],
-        nps_category=score["nps_category"],
-        csat=score["csat"],
-        ces=score["ces"],
-        started_at=started_at,
-        submitted_at=now,
-        duration_ms=duration_ms,
+    values: dict[str, Any] = {
+        "id": new_id(),
+        "tenant_id": tenant_id,
+        "survey_id": survey.id,
+        "version": version.version,
+        "version_id": version.id,
+        "submission_key": submission_key,
+        "invitation_id": invitation.id if invitation else None,
+        "touchpoint_id": touchpoint_id,
+        "journey_stage": stage,
+        "channel": channel,
+        "org_unit_id": org_unit_id,
+        "org_path": org_path,
+        "customer_key": customer_key,
+        "language": language,
+        "answers": answers,
+        "hidden": hidden,
+        "nps": score["nps"],
+        "nps_category": score["nps_category"],
+        "csat": score["csat"],
+        "ces": score["ces"],
+        "started_at": started_at,
+        "submitted_at": now,
+        "duration_ms": duration_ms,
+    }
+    # One statement: a concurrent double submission (same key) inserts nothing and is answered with the first.
+    inserted = await session.scalar(
+        insert(Response)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[Response.survey_id, Response.submission_key])
+        .returning(Response.id)
     )
-    try:
-        async with session.begin_nested():
-            session.add(response)
-            await session.flush()
-    except IntegrityError:
-        # A concurrent double-submit won the race: answer with its response.
+    if inserted is None:
         existing = await _existing(session, survey.id, submission_key)
         if existing is None:
-            raise
+            raise Problem(409, "submission_id: a concurrent submission is in progress", field="submission_id")
         return Submitted(existing, True, definition, await code_for(session, existing.id))
+    response = Response(**values)  # what was stored (not attached: the row is written already)
     if invitation is not None:
         invitation.used_at = now
         invitation.response_id = response.id
@@ -264,12 +282,17 @@ async def save_partial(
     hidden: dict[str, str],
     *,
     replace: bool = False,
+    new_id: str | None = None,
 ) -> PartialResponse:
-    """Merge (or with `replace`, set) answers into the saved ones; logic sees the merged set, required is skipped."""
+    """Merge (or with `replace`, set) answers into the saved ones; logic sees the merged set, required is skipped.
+
+    A new partial save gets `new_id` (the personal link's resume id) or a random id."""
     partial = await session.get(PartialResponse, resume_id) if resume_id else None
-    if partial is None or partial.survey_id != survey.id:
+    if partial is not None and partial.survey_id != survey.id:
+        partial, new_id = None, None
+    if partial is None:
         partial = PartialResponse(
-            id=secrets.token_urlsafe(18),
+            id=new_id or secrets.token_urlsafe(18),
             tenant_id=survey.tenant_id,
             survey_id=survey.id,
             answers={},

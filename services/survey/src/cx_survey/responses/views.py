@@ -47,8 +47,8 @@ def preferred_language(accept_language: str | None) -> str:
 
 @public.get("/{survey_id}", summary="The published definition a respondent answers (no login)")
 async def get_public_survey(survey_id: uuid.UUID, session: SessionDep) -> dict[str, Any]:
-    survey, version, _ = await service.public_survey(session, survey_id)
-    return {"survey_id": str(survey.id), "version": version.version, "definition": version.definition}
+    survey, version, definition = await service.public_survey(session, survey_id)
+    return {"survey_id": str(survey.id), "version": version.version, "definition": surveys.dump(definition)}
 
 
 @public.post(
