@@ -20,6 +20,7 @@ from cx_common.events import EventBus, EventConsumer, OutboxRelay
 from cx_common.logging import configure_logging, get_logger
 from cx_common.observability import ReadinessCheck, install_observability
 from cx_common.settings import ServiceSettings
+from cx_common.textguard import TextGuardMiddleware
 
 log = get_logger(__name__)
 
@@ -163,6 +164,7 @@ def create_service_app(
     app.state.runtime = runtime
     app.state.settings = settings
     install_problem_handlers(app)
+    app.add_middleware(TextGuardMiddleware)  # inside the size limit: it reads only bodies already bounded
     app.add_middleware(
         BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
     )
