@@ -15,8 +15,8 @@ from cx_gateway.identity.models import Tenant, User
 from cx_gateway.identity.schemas import TenantCreate, UserCreate
 from cx_gateway.org import service as org
 from cx_gateway.org.models import OrgUnit
-from cx_gateway.org.service import OrgScope
 from cx_gateway.org.schemas import OrgUnitCreate, OrgUnitUpdate
+from cx_gateway.org.service import OrgScope
 from cx_gateway.settings import Settings
 
 DEMO_SLUG = "demo"

@@ -20,10 +20,15 @@ from cx_gateway.identity.secrets import configure_hasher
 from cx_gateway.identity.views import auth_router, platform_router, users_router
 from cx_gateway.nlp.views import router as nlp_router
 from cx_gateway.org.views import router as org_router
+from cx_gateway.problems import document_problems
 from cx_gateway.proxy.client import Upstreams
+from cx_gateway.proxy.routes import ROUTES
 from cx_gateway.proxy.views import router as proxy_router
 from cx_gateway.ratelimit import RateLimitMiddleware
 from cx_gateway.settings import Settings, get_settings
+
+# routes answered by another service (502/504 when it fails); the NLP playground goes to nlp over gRPC
+UPSTREAM_PREFIXES = (*(f"/api/v1/{r.resource}" for r in ROUTES), "/api/v1/nlp/")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -84,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_shutdown=[stop],
     )
     app.mount("/console/static", static_app, name="console-static")
+    document_problems(app, upstream_prefixes=UPSTREAM_PREFIXES)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -217,6 +217,7 @@ async def list_page(
 ) -> tuple[list[OrgUnit], str | None]:
     query = select(OrgUnit).where(OrgUnit.id.in_(scope.unit_ids_query())).order_by(OrgUnit.path).limit(limit + 1)
     if parent_id is not None:
+        await get_visible(session, scope, parent_id)  # a parent outside the caller's subtree: 404, like any unit
         query = query.where(OrgUnit.parent_id == parent_id)
     if (after := decode_cursor(cursor)) is not None:
         query = query.where(OrgUnit.path > str(after.get("path", "")))

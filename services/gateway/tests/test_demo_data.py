@@ -1,0 +1,155 @@
+"""The demo tenant's sample data goes into the real survey, ingest and alerts services over HTTP (each on its own
+loopback socket with its own database, all on one JetStream), verifying the gateway's tokens through its JWKS.
+A second run loads nothing twice. The full-size load runs in the e2e suite with `make run`'s stack."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from pathlib import Path
+
+import httpx
+
+from cx_alerts.main import create_app as create_alerts_app
+from cx_alerts.settings import SCHEMA as ALERTS_SCHEMA
+from cx_alerts.settings import Settings as AlertsSettings
+from cx_common.auth import JWTVerifier
+from cx_gateway.cli import demo_admin_token
+from cx_gateway.demo import seed_demo
+from cx_gateway.demo_data import HAND_TICKETS, DemoPlan, Upstream, generate_feedback, generate_responses, load_demo_data
+from cx_gateway.identity.keys import KeyRing
+from cx_gateway.main import create_app
+from cx_gateway.settings import SCHEMA
+from cx_ingest.main import create_app as create_ingest_app
+from cx_ingest.settings import SCHEMA as INGEST_SCHEMA
+from cx_ingest.settings import Settings as IngestSettings
+from cx_local.pytest_plugin import live_server
+from cx_survey.main import create_app as create_survey_app
+from cx_survey.settings import SCHEMA as SURVEY_SCHEMA
+from cx_survey.settings import Settings as SurveySettings
+
+SERVICE_DIR = Path(__file__).resolve().parents[1]
+SERVICES = SERVICE_DIR.parent
+
+
+def test_generator_is_deterministic_and_bilingual():
+    plan = DemoPlan(responses=300, feedback=300)
+    a, b = generate_responses(plan), generate_responses(plan)
+    assert a == b and len({r["submission_id"] for r in a}) == 300
+    assert {r["kind"] for r in a} == {"nps", "csat"}
+    assert {r["store"] for r in a} == {"S-SH-01", "S-HZ-01", "S-GZ-01", "S-SZ-01"}
+    units = {code: uuid.uuid4() for code in ("S-SH-01", "S-HZ-01", "S-GZ-01", "S-SZ-01")}
+    items = generate_feedback(plan, units, dt.datetime.now(dt.UTC))
+    langs = {i["language"] for i in items}
+    assert langs == {"zh-Hans", "en"}
+    assert any("排队" in i["text"] for i in items) and any("queue" in i["text"] for i in items)
+    # the Guangzhou store has the worst scores: a story for the drill-down
+    nps = {s: [r["answers"]["nps"] for r in a if r["kind"] == "nps" and r["store"] == s] for s in units}
+    avg = {s: sum(v) / len(v) for s, v in nps.items()}
+    assert min(avg, key=avg.__getitem__) == "S-GZ-01"
+
+
+def _common(db, nats_url, events):
+    return {
+        "environment": "test",
+        "database_url": db.url,
+        "nats_url": nats_url,
+        "events_stream": events.stream,
+        "events_subject_prefix": events.subject_prefix,
+        "log_json": False,
+    }
+
+
+async def test_sample_data_loads_through_the_service_apis_once(cx_service_db, cx_nats_url, cx_events, ev):
+    dbs = {
+        "gateway": await cx_service_db(SERVICE_DIR, SCHEMA),
+        "survey": await cx_service_db(SERVICES / "survey", SURVEY_SCHEMA),
+        "ingest": await cx_service_db(SERVICES / "ingest", INGEST_SCHEMA),
+        "alerts": await cx_service_db(SERVICES / "alerts", ALERTS_SCHEMA),
+    }
+    apps = {
+        "survey": create_survey_app(
+            SurveySettings(**_common(dbs["survey"], cx_nats_url, cx_events), scheduler_enabled=False)
+        ),
+        "ingest": create_ingest_app(
+            IngestSettings(**_common(dbs["ingest"], cx_nats_url, cx_events), analysis_enabled=False)
+        ),
+        "alerts": create_alerts_app(
+            AlertsSettings(**_common(dbs["alerts"], cx_nats_url, cx_events), dispatcher_enabled=False)
+        ),
+    }
+    async with (
+        live_server(apps["survey"]) as survey_url,
+        live_server(apps["ingest"]) as ingest_url,
+        live_server(apps["alerts"]) as alerts_url,
+    ):
+        settings = ev.make_settings(
+            dbs["gateway"].url,
+            cx_nats_url,
+            cx_events,
+            survey_url=survey_url,
+            ingest_url=ingest_url,
+            alerts_url=alerts_url,
+        )
+        gw_app = create_app(settings)
+        async with live_server(gw_app) as gw_url:
+            for app in apps.values():
+                app.state.jwt_verifier = JWTVerifier(
+                    issuer=settings.jwt_issuer, audience=settings.jwt_audience, jwks_url=f"{gw_url}/api/v1/auth/jwks"
+                )
+            sessions = gw_app.state.runtime.sessions
+            async with sessions() as session, session.begin():
+                demo = await seed_demo(session, settings)
+            token = await demo_admin_token(KeyRing(sessions, settings), settings, demo)
+            upstream = Upstream(survey_url, ingest_url, alerts_url)
+            plan = DemoPlan(responses=60, feedback=40, customers=20, orders=30, concurrency=4)
+            seen: list[tuple[str, int, int]] = []
+            report = await load_demo_data(
+                sessions,
+                demo.tenant_id,
+                demo.units,
+                demo.users,
+                token,
+                upstream,
+                plan,
+                lambda label, done, total: seen.append((label, done, total)),
+            )
+            assert set(report.loaded) == {"odata", "survey", "feedback", "alerts"}, report
+            assert ("survey responses", 60, 60) in seen and ("feedback items", 40, 40) in seen
+            survey_summary = json.loads(report.loaded["survey"])
+            assert survey_summary["responses"] == {"created": 60, "duplicate": 0}
+            assert survey_summary["touchpoints"] == 12
+
+            auth = {"Authorization": f"Bearer {token}"}
+            async with httpx.AsyncClient(timeout=20) as http:
+                fb = (await http.get(f"{ingest_url}/v1/feedback", params={"limit": 500}, headers=auth)).json()
+                assert len([i for i in fb["items"] if i.get("external_id", "").startswith("demo-fb-")]) == 40
+                tickets = (await http.get(f"{alerts_url}/v1/tickets", params={"limit": 100}, headers=auth)).json()
+                titles = {t["title"]: t for t in tickets["items"]}
+                assert {title for _, _, title in HAND_TICKETS} <= set(titles)
+                assert titles[HAND_TICKETS[1][2]]["status"] == "acknowledged"
+                assert {t["priority"] for t in titles.values()} >= {"P1", "P2", "P3"}
+                tasks = (await http.get(f"{alerts_url}/v1/tasks", headers=auth)).json()
+                assert [t["status"] for t in tasks["items"]] == ["submitted"]
+                rules = (await http.get(f"{alerts_url}/v1/rules", headers=auth)).json()
+                assert len(rules["items"]) == 2
+                # store managers own their store's tickets (manager_user_id travelled with the org events)
+                sh = [t for t in tickets["items"] if t["org_unit_id"] == str(demo.units["S-SH-01"])]
+                assert sh and all(t["owner_user_id"] == str(demo.users["store.manager@demo.cx"]) for t in sh)
+
+            # the responses reached the gateway read model through JetStream
+            headers = {"Authorization": f"Bearer {token}"}
+
+            async def counted() -> bool:
+                async with httpx.AsyncClient(timeout=20) as http:
+                    r = await http.get(f"{gw_url}/api/v1/analytics/overview", headers=headers)
+                return r.json()["responses"] == 60 and r.json()["tickets_open"] >= 5
+
+            await ev.until(counted, 30)
+
+            again = await load_demo_data(sessions, demo.tenant_id, demo.units, demo.users, token, upstream, plan, None)
+            assert again.loaded == {} and sorted(again.skipped) == ["alerts", "feedback", "odata", "survey"]
+            async with httpx.AsyncClient(timeout=20) as http:
+                tasks = (await http.get(f"{alerts_url}/v1/tasks", headers=auth)).json()
+                assert len(tasks["items"]) == 1
