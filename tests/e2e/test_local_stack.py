@@ -27,7 +27,8 @@ class Stack:
     def __init__(self, state: Path) -> None:
         self.state = state
         self.ports = {name: free_port() for name in (*SERVICES, "PG", "NATS", "NATS_MONITOR")}
-        self.env = {**os.environ, "CX_STATE_DIR": str(state), "PYTHONUNBUFFERED": "1"}
+        # a small demo (the full one loads thousands of records): enough to prove it goes through the real APIs
+        self.env = {**os.environ, "CX_STATE_DIR": str(state), "PYTHONUNBUFFERED": "1", "CX_LOCAL_DEMO_SCALE": "0.02"}
         for key in ("CX_DATABASE_URL", "CX_NATS_URL", "CX_NLP_GRPC_TARGET"):
             self.env.pop(key, None)
         self.env.update({f"CX_LOCAL_{name}_PORT": str(port) for name, port in self.ports.items()})
@@ -58,6 +59,16 @@ class Stack:
         while not self.ready.wait(0.5):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError("stack did not start:\n" + "\n".join(self.lines[-40:]))
+
+    def wait_for_line(self, text: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if text in line:
+                    return line
+            assert self.proc is not None and self.proc.poll() is None, "\n".join(self.lines[-40:])
+            time.sleep(0.5)
+        raise AssertionError(f"no line with {text!r} after {timeout:.0f}s:\n" + "\n".join(self.lines[-40:]))
 
     def interrupt(self) -> int:
         assert self.proc is not None
@@ -91,6 +102,9 @@ async def test_up_serves_everything_then_ctrl_c_leaves_nothing_and_data_survives
     output = "\n".join(stack.lines)
     for name in ("gateway", "survey", "ingest", "alerts", "nlp-http", "nlp-grpc"):
         assert name in output
+    assert "store.manager@demo.cx" in output, "the demo logins are printed before the ready line"
+    loaded = stack.wait_for_line("sample data loaded", timeout=180)
+    assert "survey" in loaded and "feedback" in loaded and "alerts" in loaded, loaded
     async with httpx.AsyncClient(timeout=5) as client:
         for name in ("GATEWAY", "SURVEY", "INGEST", "ALERTS"):
             base = f"http://127.0.0.1:{stack.ports[name]}"
@@ -113,6 +127,8 @@ async def test_up_serves_everything_then_ctrl_c_leaves_nothing_and_data_survives
         assert owners == {s: f"cx_{s}" for s in ("gateway", "survey", "ingest", "alerts")}
         assert not await conn.fetchval("SELECT has_schema_privilege('cx_survey', 'alerts', 'USAGE')")
         assert await conn.fetchval("SELECT count(*) FROM survey.alembic_version") == 1
+        assert await conn.fetchval("SELECT count(*) FROM survey.responses") > 0
+        assert await conn.fetchval("SELECT count(*) FROM ingest.feedback_items") > 0
         await conn.execute("CREATE TABLE IF NOT EXISTS gateway.e2e_marker (note text)")
         await conn.execute("INSERT INTO gateway.e2e_marker VALUES ('kept')")
     finally:
@@ -128,7 +144,9 @@ async def test_up_serves_everything_then_ctrl_c_leaves_nothing_and_data_survives
     assert stack.leftovers() == []
     assert "cx-local: stopped" in stack.lines[-1]
 
-    stack.up()  # second start keeps the data
+    stack.up()  # second start keeps the data, and loads no demo part twice
+    assert "already present" in "\n".join(stack.lines)
+    stack.wait_for_line("sample data loaded: nothing new", timeout=120)
     conn = await asyncpg.connect(stack.admin_url())
     try:
         assert await conn.fetchval("SELECT note FROM gateway.e2e_marker") == "kept"

@@ -16,7 +16,7 @@ from cx_local.config import LocalConfig
 from cx_local.errors import LauncherError
 from cx_local.stack import Stack
 
-DEMO_HINT = "console: {gateway}/  (demo logins are printed above when demo data is loaded)"
+DEMO_HINT = "console: {gateway}/  (demo logins are printed above; sample data loads in the background: `demo |` lines)"
 
 
 def _running_pid(config: LocalConfig) -> int | None:
@@ -70,6 +70,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         lines.append("  " + DEMO_HINT.format(gateway=f"http://127.0.0.1:{config.gateway_port}"))
         lines.append("Ctrl-C stops everything; data stays in .cx/ (`make reset` wipes it)")
         stack.say("\n".join(lines))
+        if not args.no_demo and args.demo_scale > 0:
+            stack.start_demo_data(args.demo_scale)
         while not stop_requested:
             if failed := stack.first_failed():
                 raise LauncherError(f"{failed[0]} exited unexpectedly with code {failed[1]}")
@@ -141,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--tiny-nlp", action="store_true", help="serve the tiny test model instead of the default one")
     up.add_argument("--skip-model-build", action="store_true", help="do not build the default NLP model")
     up.add_argument("--no-demo", action="store_true", help="do not load the demo tenant")
+    up.add_argument(
+        "--demo-scale",
+        type=float,
+        default=float(os.environ.get("CX_LOCAL_DEMO_SCALE", "1")),
+        help="size of the demo sample data loaded in the background after start-up (1 = the full demo, 0 = none; "
+        "env CX_LOCAL_DEMO_SCALE)",
+    )
     up.add_argument("--ready-timeout", type=float, default=300.0, help="seconds to wait for readiness")
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop a running `up`").set_defaults(func=cmd_down)

@@ -10,6 +10,7 @@ import asyncio
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,15 +83,17 @@ async def fuzz_openapi(
     if report_dir is not None:
         args += ["--report", "junit", "--report-dir", str(report_dir)]
     env = {**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_TELEMETRY": "false"}
-    proc = await asyncio.create_subprocess_exec(
-        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env
-    )
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), deadline_s)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return FuzzResult(124, f"schemathesis ran past {deadline_s}s")
+    # schemathesis keeps a crash cache (.schemathesis/) in its working directory: keep it out of the checkout
+    with tempfile.TemporaryDirectory(prefix="cx-fuzz-") as workdir:
+        proc = await asyncio.create_subprocess_exec(
+            *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env, cwd=workdir
+        )
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), deadline_s)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            return FuzzResult(124, f"schemathesis ran past {deadline_s}s")
     return FuzzResult(proc.returncode or 0, out.decode(errors="replace"))
 
 

@@ -24,6 +24,7 @@ from cx_local.provision import provision_schema, run
 
 COLORS = ["\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m", "\033[91m", "\033[96m"]
 RESET = "\033[0m"
+DIM = "\033[2m"
 
 
 @dataclass
@@ -87,6 +88,7 @@ class Stack:
         self.admin_url: str = ""
         self.nats_url: str = ""
         self.running: list[Running] = []
+        self.demo_loader: tuple[subprocess.Popen[bytes], threading.Thread] | None = None
 
     def say(self, message: str) -> None:
         self.out.write(f"cx-local: {message}\n")
@@ -263,21 +265,42 @@ class Stack:
                 raise LauncherError(f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}")
             time.sleep(0.3)
 
-    def seed_demo(self) -> None:
-        """Load the demo tenant (idempotent) once everything is ready; the gateway prints the demo login."""
+    def _gateway_cli(self) -> tuple[str, dict[str, str]] | None:
         gateway = _bin("cx-gateway")
         probe = subprocess.run([gateway, "--help"], capture_output=True, text=True, check=False)  # noqa: S603
         if "seed-demo" not in probe.stdout:
-            return
+            return None
         spec = next(r.spec for r in self.running if r.spec.name == "gateway")
-        env = {**os.environ, **spec.env}
-        result = subprocess.run([gateway, "seed-demo"], env=env, capture_output=True, text=True, check=False)  # noqa: S603
+        return gateway, {**os.environ, **spec.env}
+
+    def seed_demo(self) -> None:
+        """Create the demo tenant, org tree and users (idempotent, quick); the gateway prints the demo logins."""
+        found = self._gateway_cli()
+        if found is None:
+            return
+        gateway, env = found
+        result = subprocess.run(  # noqa: S603
+            [gateway, "seed-demo", "--no-data"], env=env, capture_output=True, text=True, check=False
+        )
         if result.returncode != 0:
             tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-            self.say(f"warning: loading demo data failed: {tail[0]}")
+            self.say(f"warning: creating the demo tenant failed: {tail[0]}")
             return
         for line in result.stdout.strip().splitlines():
             self.say(line)
+
+    def start_demo_data(self, scale: float = 1.0) -> None:
+        """Load the demo's sample data through the services' APIs in the background, its progress streamed with a
+        `demo` prefix. Each part is recorded once loaded, so a run interrupted by Ctrl-C resumes on the next `up`."""
+        found = self._gateway_cli()
+        if found is None:
+            return
+        gateway, env = found
+        proc = spawn([gateway, "seed-demo", "--scale", str(scale)], env={**env, "PYTHONUNBUFFERED": "1"})
+        assert proc.stdout is not None
+        pump = threading.Thread(target=_pump, args=("demo", DIM, proc.stdout, self.out), daemon=True)
+        pump.start()
+        self.demo_loader = (proc, pump)
 
     def write_status(self) -> None:
         status = {
@@ -297,7 +320,11 @@ class Stack:
         return None
 
     def shutdown(self) -> None:
-        # Services first (they drain work and flush outboxes), then NATS, then Postgres.
+        # The demo loader, then services (they drain work and flush outboxes), then NATS, then Postgres.
+        if self.demo_loader is not None:
+            stop(self.demo_loader[0], timeout=10)
+            self.demo_loader[1].join(timeout=2)
+            self.demo_loader = None
         for item in reversed(self.running):
             stop(item.proc, timeout=20)
         for item in self.running:
