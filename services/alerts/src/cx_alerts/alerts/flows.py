@@ -43,6 +43,36 @@ def alert_event(alert: Alert) -> events_pb2.AlertRaised:
     )
 
 
+def new_alert(
+    ctx: Ctx,
+    signal: Signal,
+    org_path: list[str],
+    *,
+    severity: str,
+    reason: str,
+    kind: str = "rule",
+    rule: AlertRule | None = None,
+) -> Alert:
+    return Alert(
+        id=uuid.uuid4(),
+        tenant_id=signal.tenant_id,
+        rule_id=rule.id if rule else None,
+        rule_version=rule.version if rule else 0,
+        kind=kind,
+        severity=severity,
+        status="open",
+        source_event_id=signal.event_id,
+        source_type=signal.event_type,
+        response_id=signal.response_id,
+        feedback_id=signal.feedback_id,
+        org_unit_id=signal.org_unit_id,
+        org_path=org_path,
+        customer_key=signal.customer_key,
+        reason=reason,
+        raised_at=ctx.now(),
+    )
+
+
 async def raise_alert(
     session: AsyncSession,
     ctx: Ctx,
@@ -54,26 +84,9 @@ async def raise_alert(
     kind: str = "rule",
     rule: AlertRule | None = None,
 ) -> Alert:
-    alert = Alert(
-        id=uuid.uuid4(),
-        tenant_id=signal.tenant_id,
-        rule_id=rule.id if rule else None,
-        rule_version=rule.version if rule else 0,
-        kind=kind,
-        severity=severity,
-        source_event_id=signal.event_id,
-        source_type=signal.event_type,
-        response_id=signal.response_id,
-        feedback_id=signal.feedback_id,
-        org_unit_id=signal.org_unit_id,
-        org_path=org_path,
-        customer_key=signal.customer_key,
-        reason=reason,
-        raised_at=ctx.now(),
-    )
-    session.add(alert)
-    await session.flush()
+    alert = new_alert(ctx, signal, org_path, severity=severity, reason=reason, kind=kind, rule=rule)
     await ctx.emit(session, signal.tenant_id, "alert.raised", alert_event(alert))
+    session.add(alert)
     return alert
 
 
@@ -93,9 +106,9 @@ async def apply_rule(
 ) -> Alert:
     actor = audit.Actor("rule", str(rule.id))
     actions = definition.actions
-    alert = await raise_alert(
-        session, ctx, signal, org_path, severity=actions.severity, reason="; ".join(reasons), rule=rule
-    )
+    # The alert row is added last, with its ticket: one INSERT, no UPDATE (its event and audit entry need no row).
+    alert = new_alert(ctx, signal, org_path, severity=actions.severity, reason="; ".join(reasons), rule=rule)
+    await ctx.emit(session, signal.tenant_id, "alert.raised", alert_event(alert))
     await audit.record(
         session,
         signal.tenant_id,
@@ -141,6 +154,7 @@ async def apply_rule(
                 payload=signal.payload,
             )
         alert.ticket_id = ticket.id
+    session.add(alert)
     if actions.notify is not None:
         recipients = list(actions.notify.user_ids)
         if actions.notify.notify_owner:
@@ -158,7 +172,6 @@ async def apply_rule(
             alert_id=alert.id,
             ticket_id=ticket.id if ticket else None,
         )
-    await session.flush()
     return alert
 
 
@@ -172,7 +185,7 @@ async def process_signal(session: AsyncSession, ctx: Ctx, envelope: events_pb2.E
     raised: list[Alert] = []
     for rule in await rules.enabled_rules(session, signal.tenant_id, signal.event_type):
         try:
-            definition = RuleDefinition.model_validate(rule.definition)
+            definition = rules.parsed(rule)
         except ValidationError as exc:  # stored under an older schema: skip it rather than block the stream
             log.error("rule_definition_invalid", rule_id=str(rule.id), error=str(exc))
             continue

@@ -1,5 +1,6 @@
 """Write and read the audit trail. Entries of a tenant form a SHA-256 chain, so a rewritten or removed entry is
-detectable (`verify_chain`); writers of one tenant are serialised by a transaction-scoped advisory lock."""
+detectable (`verify_chain`). `record` stages an entry in the session; when the transaction commits, its entries are
+chained under a transaction-scoped advisory lock of the tenant and written in one statement."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import event, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from cx_alerts.audit.models import AuditEntry
 from cx_common.auth import Principal
@@ -43,19 +45,32 @@ def entry_hash(prev_hash: str, fields: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
-def _hashed_fields(entry: AuditEntry) -> dict[str, Any]:
+def _fields(values: dict[str, Any]) -> dict[str, Any]:
+    """What the hash covers (everything but the row id and the hashes)."""
     return {
-        "tenant_id": str(entry.tenant_id),
-        "occurred_at": entry.occurred_at.astimezone(dt.UTC).isoformat(),
-        "actor_type": entry.actor_type,
-        "actor_id": entry.actor_id,
-        "entity_type": entry.entity_type,
-        "entity_id": entry.entity_id,
-        "action": entry.action,
-        "before": entry.before,
-        "after": entry.after,
-        "request_id": entry.request_id,
+        "tenant_id": str(values["tenant_id"]),
+        "occurred_at": values["occurred_at"].astimezone(dt.UTC).isoformat(),
+        **{k: values[k] for k in ("actor_type", "actor_id", "entity_type", "entity_id", "action", "before", "after")},
+        "request_id": values["request_id"],
     }
+
+
+def _hashed_fields(entry: AuditEntry) -> dict[str, Any]:
+    return _fields({c: getattr(entry, c) for c in _HASHED})
+
+
+_HASHED = (
+    "tenant_id",
+    "occurred_at",
+    "actor_type",
+    "actor_id",
+    "entity_type",
+    "entity_id",
+    "action",
+    "before",
+    "after",
+    "request_id",
+)
 
 
 async def record(
@@ -68,34 +83,55 @@ async def record(
     action: str,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
-) -> AuditEntry:
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtext('audit:' || :tenant))"), {"tenant": str(tenant_id)}
+) -> None:
+    """Stage an entry; the transaction's entries are chained and written when it commits (nothing on rollback)."""
+    pending: list[dict[str, Any]] = session.info.setdefault(_PENDING, [])
+    pending.append(
+        {
+            "tenant_id": tenant_id,
+            "actor_type": actor.type,
+            "actor_id": actor.id,
+            "entity_type": entity_type,
+            "entity_id": str(entity_id),
+            "action": action,
+            "before": _canonical(before) if before is not None else None,
+            "after": _canonical(after) if after is not None else None,
+            "request_id": current_request_id(),
+        }
     )
-    prev = (
-        await session.execute(
-            select(AuditEntry.hash).where(AuditEntry.tenant_id == tenant_id).order_by(AuditEntry.id.desc()).limit(1)
-        )
-    ).scalar_one_or_none()
-    now = (await session.execute(select(func.clock_timestamp()))).scalar_one()
-    entry = AuditEntry(
-        tenant_id=tenant_id,
-        occurred_at=now,
-        actor_type=actor.type,
-        actor_id=actor.id,
-        entity_type=entity_type,
-        entity_id=str(entity_id),
-        action=action,
-        before=_canonical(before) if before is not None else None,
-        after=_canonical(after) if after is not None else None,
-        request_id=current_request_id(),
-        prev_hash=prev or GENESIS,
-        hash="",
-    )
-    entry.hash = entry_hash(entry.prev_hash, _hashed_fields(entry))
-    session.add(entry)
-    await session.flush()
-    return entry
+
+
+_PENDING = "cx_alerts_audit_pending"
+_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('audit:' || :tenant))")
+_HEAD = text(
+    "SELECT (SELECT hash FROM audit_log WHERE tenant_id = :tenant ORDER BY id DESC LIMIT 1) AS head, "
+    "clock_timestamp() AS now"
+)
+
+
+def _write_pending(session: Session) -> None:
+    """At commit: per tenant, one advisory lock (writers of a tenant queue only for this last step), one read of the
+    chain's head and one multi-row insert, in the order the entries were recorded."""
+    pending: list[dict[str, Any]] = session.info.pop(_PENDING, None) or []
+    for tenant_id in sorted({e["tenant_id"] for e in pending}, key=str):
+        session.execute(_LOCK, {"tenant": str(tenant_id)})
+        head = session.execute(_HEAD, {"tenant": tenant_id}).one()
+        prev = head.head or GENESIS
+        rows = []
+        for entry in (e for e in pending if e["tenant_id"] == tenant_id):
+            row = {**entry, "occurred_at": head.now, "prev_hash": prev}
+            row["hash"] = entry_hash(prev, _fields(row))
+            prev = row["hash"]
+            rows.append(row)
+        session.execute(insert(AuditEntry), rows)
+
+
+def _discard_pending(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+event.listen(Session, "before_commit", _write_pending)
+event.listen(Session, "after_rollback", _discard_pending)
 
 
 async def list_page(

@@ -4,12 +4,11 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cx_alerts.notifications.messages import render
-from cx_alerts.notifications.models import Delivery, Notification, NotificationChannel, NotificationPreference
-from cx_alerts.org.models import OrgUser
+from cx_alerts.notifications.models import Delivery, Notification, NotificationChannel
 from cx_common.db import new_id
 from cx_common.pagination import decode_cursor, encode_cursor
 
@@ -28,100 +27,89 @@ async def notify(
     template: str | None = None,
     params: dict[str, Any] | None = None,
 ) -> list[Notification]:
-    """`title` is the fallback text; with `template` each recipient gets it in their own locale."""
-    created = []
+    """In-app notifications, plus e-mails (per each user's preferences) and chat webhooks (per the tenant's channels).
+    `title` is the fallback text; with `template` each recipient gets it in their own locale. Two queries: the
+    recipients (directory + preferences) and, once per transaction, the tenant's channels."""
     recipients = list(dict.fromkeys(u for u in user_ids if u))
-    locales: dict[str, str] = {}
-    if template and recipients:
-        rows = await session.execute(
-            select(OrgUser.id, OrgUser.locale).where(OrgUser.tenant_id == tenant_id, OrgUser.id.in_(recipients))
-        )
-        locales = {row.id: row.locale for row in rows}
+    if not recipients:
+        return []
+    people = {row.user_id: row for row in await session.execute(_RECIPIENTS, {"tenant": tenant_id, "ids": recipients})}
+    notes = []
+    deliveries = []
     for user_id in recipients:
-        text = render(template, locales.get(user_id), params or {}) if template else title
+        person = people[user_id]
+        text_ = render(template, person.locale, params or {}) if template else title
         note = Notification(
             id=new_id(),
             tenant_id=tenant_id,
             user_id=user_id,
             kind=kind,
-            title=text[:300],
+            title=text_[:300],
             body=body,
             ticket_id=ticket_id,
             task_id=task_id,
             alert_id=alert_id,
         )
-        session.add(note)
-        created.append(note)
-    await session.flush()
-    if created:
-        await _fan_out(session, tenant_id, created)
-    return created
+        notes.append(note)
+        muted = person.email_enabled is False or kind in (person.muted_kinds or ())
+        address = person.pref_email or person.directory_email
+        if address and not muted:
+            deliveries.append(_delivery(tenant_id, note, "email", address, [user_id]))
+    for channel in await _channels(session, tenant_id):
+        if not channel.kinds or kind in channel.kinds:
+            deliveries.append(_delivery(tenant_id, notes[0], "webhook", channel.url, recipients, channel.id))
+    session.add_all([*notes, *deliveries])
+    return notes
 
 
-async def _fan_out(session: AsyncSession, tenant_id: uuid.UUID, notes: list[Notification]) -> None:
-    """Queue e-mails (per the users' preferences) and chat webhooks (per the tenant's channels)."""
-    first = notes[0]
-    user_ids = [n.user_id for n in notes]
-    prefs = {
-        p.user_id: p
-        for p in (
+_RECIPIENTS = text(
+    "SELECT r.user_id, u.locale, u.email AS directory_email, p.email AS pref_email, p.email_enabled, p.muted_kinds "
+    "FROM unnest(CAST(:ids AS text[])) AS r(user_id) "
+    "LEFT JOIN org_users u ON u.tenant_id = :tenant AND u.id = r.user_id "
+    "LEFT JOIN notification_preferences p ON p.tenant_id = :tenant AND p.user_id = r.user_id"
+)
+_CHANNELS = "cx_alerts_channels"
+
+
+async def _channels(session: AsyncSession, tenant_id: uuid.UUID) -> list[NotificationChannel]:
+    """The tenant's enabled webhook channels, read once per transaction."""
+    transaction = session.sync_session.get_transaction()
+    cached = session.info.get(_CHANNELS)
+    if cached is not None and cached[0] is transaction and cached[1] == tenant_id:
+        return list(cached[2])
+    rows = list(
+        (
             await session.execute(
-                select(NotificationPreference).where(
-                    NotificationPreference.tenant_id == tenant_id, NotificationPreference.user_id.in_(user_ids)
+                select(NotificationChannel).where(
+                    NotificationChannel.tenant_id == tenant_id, NotificationChannel.enabled.is_(True)
                 )
             )
         ).scalars()
-    }
-    directory = {
-        u.id: u
-        for u in (
-            await session.execute(select(OrgUser).where(OrgUser.tenant_id == tenant_id, OrgUser.id.in_(user_ids)))
-        ).scalars()
-    }
-    for note in notes:
-        pref = prefs.get(note.user_id)
-        if pref is not None and (not pref.email_enabled or note.kind in pref.muted_kinds):
-            continue
-        address = (pref.email if pref is not None else None) or (
-            directory[note.user_id].email if note.user_id in directory else ""
-        )
-        if address:
-            session.add(
-                Delivery(
-                    id=new_id(),
-                    tenant_id=tenant_id,
-                    notification_id=note.id,
-                    channel="email",
-                    target=address,
-                    subject=note.title,
-                    body=_message(note, [note.user_id]),
-                    status="pending",
-                )
-            )
-    channels = (
-        await session.execute(
-            select(NotificationChannel).where(
-                NotificationChannel.tenant_id == tenant_id, NotificationChannel.enabled.is_(True)
-            )
-        )
-    ).scalars()
-    for channel in channels:
-        if channel.kinds and first.kind not in channel.kinds:
-            continue
-        session.add(
-            Delivery(
-                id=new_id(),
-                tenant_id=tenant_id,
-                notification_id=first.id,
-                channel="webhook",
-                channel_id=channel.id,
-                target=channel.url,
-                subject=first.title,
-                body=_message(first, user_ids),
-                status="pending",
-            )
-        )
-    await session.flush()
+    )
+    session.info[_CHANNELS] = (transaction, tenant_id, rows)
+    return rows
+
+
+def _delivery(
+    tenant_id: uuid.UUID,
+    note: Notification,
+    channel: str,
+    target: str,
+    recipients: list[str],
+    channel_id: uuid.UUID | None = None,
+) -> Delivery:
+    return Delivery(
+        id=new_id(),
+        tenant_id=tenant_id,
+        notification_id=note.id,
+        channel=channel,
+        channel_id=channel_id,
+        target=target,
+        subject=note.title,
+        body=_message(note, recipients),
+        status="pending",
+        attempts=0,
+    )
 
 
 def _message(note: Notification, recipients: list[str]) -> dict[str, object]:

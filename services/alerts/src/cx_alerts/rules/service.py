@@ -138,6 +138,21 @@ async def list_page(
     return rows[:limit], next_cursor
 
 
+_PARSED: dict[tuple[uuid.UUID, int], RuleDefinition] = {}
+
+
+def parsed(rule: AlertRule) -> RuleDefinition:
+    """The rule's definition as a model; a version's definition never changes, so it is parsed once per process."""
+    key = (rule.id, rule.version)
+    definition = _PARSED.get(key)
+    if definition is None:
+        definition = RuleDefinition.model_validate(rule.definition)
+        if len(_PARSED) >= 4096:
+            _PARSED.clear()
+        _PARSED[key] = definition
+    return definition
+
+
 async def enabled_rules(session: AsyncSession, tenant_id: uuid.UUID, trigger: str) -> list[AlertRule]:
     rows = await session.execute(
         select(AlertRule)

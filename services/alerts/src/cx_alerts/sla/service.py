@@ -90,6 +90,21 @@ async def due(
     return add_business_minutes(start, minutes, calendar)
 
 
+async def deadlines(
+    session: AsyncSession, tenant_id: uuid.UUID, org_unit_id: str | None, start: dt.datetime, policy: EffectivePolicy
+) -> tuple[dt.datetime, dt.datetime]:
+    """(first response due, resolution due) of a ticket opened at `start`, with one calendar lookup."""
+    calendar = (
+        await calendar_for(session, tenant_id, org_unit_id)
+        if policy.business_hours
+        else WorkCalendar.twenty_four_seven()
+    )
+    return (
+        add_business_minutes(start, policy.first_response_minutes, calendar),
+        add_business_minutes(start, policy.resolution_minutes, calendar),
+    )
+
+
 def add_timer(
     session: AsyncSession,
     tenant_id: uuid.UUID,

@@ -179,6 +179,9 @@ async def open_ticket(
     else:
         owner, found = await org.manager_for(session, tenant_id, org_unit_id)
         assigned = found or org_unit_id
+    opened_at = ctx.now()
+    policy = await sla.policy_for(session, tenant_id, priority)
+    first_due, resolution_due = await sla.deadlines(session, tenant_id, org_unit_id, opened_at, policy)
     ticket = Ticket(
         id=uuid.uuid4(),
         tenant_id=tenant_id,
@@ -190,6 +193,7 @@ async def open_ticket(
         assigned_org_unit_id=assigned or "",
         owner_user_id=owner,
         watchers=list(dict.fromkeys(watchers)),
+        escalation_level=0,
         customer_key=customer_key,
         touchpoint_id=touchpoint_id,
         channel=channel,
@@ -200,14 +204,20 @@ async def open_ticket(
         source_response_id=response_id,
         source_feedback_id=feedback_id,
         source_payload=payload,
-        opened_at=ctx.now(),
+        opened_at=opened_at,
+        first_response_due=first_due,
+        resolution_due=resolution_due,
+        first_response_breached=False,
+        resolution_breached=False,
+        resolution_code="",
+        outcome="",
         created_by=f"{actor.type}:{actor.id}",
         version=1,
     )
     session.add(ticket)
-    await session.flush()
-    await _arm(session, ctx, ticket, first=True, resolution=True)
-    await session.flush()
+    await session.flush()  # the timers reference it
+    sla.add_timer(session, tenant_id, ticket.id, "first_response", first_due)
+    sla.add_timer(session, tenant_id, ticket.id, "resolution", resolution_due)
     await audit.record(
         session, tenant_id, actor, entity_type="ticket", entity_id=ticket.id, action="created", after=snapshot(ticket)
     )
