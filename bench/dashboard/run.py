@@ -7,7 +7,9 @@ Data: a synthetic tenant (HQ → regions → stores, four touchpoints each tied 
 N survey responses and M analysed feedback items spread over 90 days. The same generated rows go, with COPY, into
 raw tables (`bench_raw.responses`, `bench_raw.feedback`, indexed on tenant and day) and, aggregated, into the
 gateway's own read-model tables (`gateway.rollup_daily`, `rollup_aspects`, `rollup_terms`, migrated by its Alembic
-env). "Ours" runs the gateway's query functions (`cx_gateway.analytics.service`) as the console does; the peer is
+env); the subtree totals (`rollup_subtree_*`, per org unit × day) are then derived from those by the gateway's own
+`cx_gateway.analytics.subtree.rebuild`, which the tests hold equal to what the projection maintains event by event.
+"Ours" runs the gateway's query functions (`cx_gateway.analytics.service`) as the console does; the peer is
 the equivalent SQL over the raw rows. Both answers are compared before timing.
 
 Freshness: the gateway app runs (lifespan, JetStream consumer) against the loaded database and an embedded NATS;
@@ -327,10 +329,7 @@ async def load(conn: asyncpg.Connection, t: Tenant, d: dict[str, np.ndarray], to
             for k, n, ng in zip(keys.tolist(), counts.tolist(), negatives.tolist(), strict=True)
         ),
     )
-    await conn.execute(
-        "ANALYZE gateway.rollup_daily; ANALYZE gateway.rollup_aspects; ANALYZE gateway.rollup_terms;"
-        " ANALYZE gateway.org_units;"
-    )
+    await conn.execute("ANALYZE gateway.org_units")
     return {
         "raw_responses": n_r,
         "raw_feedback": n_f,
@@ -338,6 +337,31 @@ async def load(conn: asyncpg.Connection, t: Tenant, d: dict[str, np.ndarray], to
         "rollup_aspect_rows": aspect_rows,
         "rollup_term_rows": len(keys),
     }
+
+
+async def derive_subtrees(url: str, tenant: uuid.UUID) -> dict[str, int]:
+    """The subtree totals from the per-unit rollups, by the gateway's own code; then fresh planner statistics."""
+    from cx_common.db import create_engine, session_factory
+    from cx_gateway.analytics import subtree
+
+    engine = create_engine(url, "gateway", pool_size=1, max_overflow=0)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            await subtree.rebuild(session, tenant)
+    finally:
+        await engine.dispose()
+    conn = await asyncpg.connect(url)
+    try:
+        sizes = {}
+        for table in ("rollup_daily", "rollup_aspects", "rollup_terms", *(m.__tablename__ for m in subtree.TABLES)):
+            await conn.execute(f"ANALYZE gateway.{table}")
+            if table.startswith("rollup_subtree_"):
+                sizes[f"{table.removeprefix('rollup_')}_rows"] = await conn.fetchval(
+                    f"SELECT count(*) FROM gateway.{table}"
+                )
+        return sizes
+    finally:
+        await conn.close()
 
 
 # -- the queries ----------------------------------------------------------------------------------------------------
@@ -647,6 +671,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             sizes = await load(conn, tenant, data, today)
         finally:
             await conn.close()
+        sizes.update(await derive_subtrees(url, tenant.id))
         load_s = time.perf_counter() - t0
         print(f"loaded {sizes} in {load_s:.1f}s", flush=True)
         rows = []
@@ -735,7 +760,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.responses:,} responses + {args.feedback:,} analysed feedback items over {DAYS} days, "
         f"{args.regions * args.stores_per_region} stores in {args.regions} regions, {len(TOUCHPOINTS)} touchpoints; "
         f"read model: {result['sizes']['rollup_daily_rows']:,} daily rollup rows, "
-        f"{result['sizes']['rollup_aspect_rows']:,} aspect rows, {result['sizes']['rollup_term_rows']:,} term rows",
+        f"{result['sizes']['rollup_aspect_rows']:,} aspect rows, {result['sizes']['rollup_term_rows']:,} term rows; "
+        f"subtree totals (per org unit × day, derived from those): {result['sizes']['subtree_daily_rows']:,} daily, "
+        f"{result['sizes']['subtree_aspects_rows']:,} aspect, {result['sizes']['subtree_terms_rows']:,} term rows",
         "ours = cx_gateway.analytics.service (the console's queries) over the rollups; peer = the same answer "
         "computed with GROUP BY over the raw rows (indexed on tenant and day); answers compared before timing",
         f"freshness: gateway app + JetStream consumer, {args.probes} probe events while {args.background_rate:.0f} "

@@ -1,7 +1,7 @@
 import datetime as dt
 import uuid
 
-from sqlalchemy import Date, DateTime, Float, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Date, DateTime, Float, Integer, PrimaryKeyConstraint, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cx_common.db import TenantMixin, TimestampMixin, new_id
@@ -21,13 +21,9 @@ class _Dims:
     channel: Mapped[str] = mapped_column(String(32), default="")
 
 
-class DailyRollup(_Dims, Base):
-    """Additive counters per day × org unit × touchpoint × journey stage × channel."""
+class _DailyCounters:
+    """The additive counters of a day (responses, NPS buckets, CSAT/CES sums, sentiment, needs, tickets, tasks)."""
 
-    __tablename__ = "rollup_daily"
-    __table_args__ = (UniqueConstraint("tenant_id", "day", "org_unit_id", "touchpoint", "stage", "channel"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     responses: Mapped[int] = mapped_column(Integer, default=0)
     nps_count: Mapped[int] = mapped_column(Integer, default=0)
     promoters: Mapped[int] = mapped_column(Integer, default=0)
@@ -55,6 +51,15 @@ class DailyRollup(_Dims, Base):
     tasks_accepted: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class DailyRollup(_Dims, _DailyCounters, Base):
+    """Additive counters per day × org unit × touchpoint × journey stage × channel."""
+
+    __tablename__ = "rollup_daily"
+    __table_args__ = (UniqueConstraint("tenant_id", "day", "org_unit_id", "touchpoint", "stage", "channel"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+
+
 class AspectRollup(_Dims, Base):
     """Aspect mentions at each level of the codebook path (`path` = levels joined by ` > `) by polarity."""
 
@@ -80,6 +85,48 @@ class TermRollup(_Dims, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(16))  # intent | keyword | sku | need
+    term: Mapped[str] = mapped_column(String(200))
+    mentions: Mapped[int] = mapped_column(Integer, default=0)
+    negative: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class _Subtree:
+    """Subtree totals: one row per (tenant, `scope_id`, day) where `scope_id` is an org unit and the counters add up
+    everything recorded on it or anywhere below it (events without a known unit count under UNKNOWN_ORG only).
+    Maintained by the projection in the same transaction as the per-unit rollups above (`analytics/subtree.py`);
+    dashboards read one unit's row instead of aggregating every store under it. No touchpoint/stage/channel: queries
+    filtering on those read the per-unit rollups."""
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column()
+    scope_id: Mapped[uuid.UUID] = mapped_column()
+    day: Mapped[dt.date] = mapped_column(Date)
+
+
+class SubtreeDaily(_Subtree, _DailyCounters, Base):
+    __tablename__ = "rollup_subtree_daily"
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "scope_id", "day"),)
+
+
+class SubtreeAspects(_Subtree, Base):
+    """Aspect mentions of a subtree per codebook path, polarities as columns (primary key ordered for
+    `scope + level + day range`)."""
+
+    __tablename__ = "rollup_subtree_aspects"
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "scope_id", "level", "day", "path"),)
+
+    level: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(String(400))
+    mentions: Mapped[int] = mapped_column(Integer, default=0)
+    negative: Mapped[int] = mapped_column(Integer, default=0)
+    neutral: Mapped[int] = mapped_column(Integer, default=0)
+    positive: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SubtreeTerms(_Subtree, Base):
+    __tablename__ = "rollup_subtree_terms"
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "scope_id", "kind", "day", "term"),)
+
+    kind: Mapped[str] = mapped_column(String(16))
     term: Mapped[str] = mapped_column(String(200))
     mentions: Mapped[int] = mapped_column(Integer, default=0)
     negative: Mapped[int] = mapped_column(Integer, default=0)

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cx.events.v1 import events_pb2
+from cx_gateway.analytics import subtree
 from cx_gateway.analytics.models import (
     UNKNOWN_ORG,
     AspectRollup,
@@ -53,11 +54,13 @@ def _dt(ts: Any) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, dt.UTC)
 
 
-async def bump(session: AsyncSession, dims: Mapping[str, Any], **counters: float) -> None:
-    """Add to the daily counters of one dimension tuple (insert or increment)."""
-    counters = {k: v for k, v in counters.items() if v}
-    if not counters:
-        return
+async def _resolved(session: AsyncSession, dims: Mapping[str, Any]) -> tuple[dict[str, Any], list[uuid.UUID]]:
+    """The per-unit rollup dimensions (unknown unit → UNKNOWN_ORG) and the units whose subtree totals count it."""
+    unit, scopes = await subtree.resolve(session, dims["tenant_id"], dims["org_unit_id"])
+    return {**dims, "org_unit_id": unit}, scopes
+
+
+async def _bump_unit(session: AsyncSession, dims: Mapping[str, Any], counters: Mapping[str, float]) -> None:
     table = cast(Table, DailyRollup.__table__)
     stmt = insert(table).values(**dims, **counters)
     stmt = stmt.on_conflict_do_update(
@@ -67,22 +70,44 @@ async def bump(session: AsyncSession, dims: Mapping[str, Any], **counters: float
     await session.execute(stmt)
 
 
-async def _bump_aspect(session: AsyncSession, dims: Mapping[str, Any], path: str, level: int, polarity: str) -> None:
+async def bump(session: AsyncSession, dims: Mapping[str, Any], **counters: float) -> uuid.UUID:
+    """Add to the daily counters of one dimension tuple (insert or increment) and to the subtree totals of the unit
+    and its ancestors; returns the unit it was recorded on."""
+    unit_dims, scopes = await _resolved(session, dims)
+    counters = {k: v for k, v in counters.items() if v}
+    if counters:
+        await _bump_unit(session, unit_dims, counters)
+        await subtree.add_daily(session, dims["tenant_id"], scopes, dims["day"], counters)
+    return cast(uuid.UUID, unit_dims["org_unit_id"])
+
+
+async def _bump_aspects(session: AsyncSession, dims: Mapping[str, Any], mentions: list[tuple[str, int, str]]) -> None:
+    """`mentions`: distinct (path, level, polarity) of one feedback item, one mention each."""
+    if not mentions:
+        return
     table = cast(Table, AspectRollup.__table__)
-    stmt = insert(table).values(**dims, path=path, level=level, polarity=polarity, mentions=1)
+    rows = [{**dims, "path": p, "level": level, "polarity": pol, "mentions": 1} for p, level, pol in mentions]
+    stmt = insert(table).values(rows)
     stmt = stmt.on_conflict_do_update(
         index_elements=["tenant_id", "day", "org_unit_id", "touchpoint", "stage", "channel", "path", "polarity"],
-        set_={"mentions": table.c.mentions + 1},
+        set_={"mentions": table.c.mentions + stmt.excluded.mentions},
     )
     await session.execute(stmt)
 
 
-async def _bump_term(session: AsyncSession, dims: Mapping[str, Any], kind: str, term: str, negative: bool) -> None:
+async def _bump_terms(
+    session: AsyncSession, dims: Mapping[str, Any], terms: list[tuple[str, str]], negative: bool
+) -> None:
+    """`terms`: distinct (kind, term) of one feedback item."""
+    if not terms:
+        return
     table = cast(Table, TermRollup.__table__)
-    stmt = insert(table).values(**dims, kind=kind, term=term[:200], mentions=1, negative=int(negative))
+    stmt = insert(table).values(
+        [{**dims, "kind": kind, "term": term, "mentions": 1, "negative": int(negative)} for kind, term in terms]
+    )
     stmt = stmt.on_conflict_do_update(
         index_elements=["tenant_id", "day", "org_unit_id", "touchpoint", "stage", "channel", "kind", "term"],
-        set_={"mentions": table.c.mentions + 1, "negative": table.c.negative + stmt.excluded.negative},
+        set_={c: table.c[c] + stmt.excluded[c] for c in ("mentions", "negative")},
     )
     await session.execute(stmt)
 
@@ -100,7 +125,7 @@ async def on_response(session: AsyncSession, tenant: uuid.UUID, env: events_pb2.
     nps = e.nps if e.HasField("nps") else None
     csat = e.csat if e.HasField("csat") else None
     ces = e.ces if e.HasField("ces") else None
-    await bump(
+    unit = await bump(
         session,
         dims,
         responses=1,
@@ -117,7 +142,7 @@ async def on_response(session: AsyncSession, tenant: uuid.UUID, env: events_pb2.
         tenant_id=tenant,
         response_id=e.response_id[:64] or env.event_id,
         day=dims["day"],
-        org_unit_id=dims["org_unit_id"],
+        org_unit_id=unit,
         customer_key=e.customer_key[:200],
         nps=nps,
         csat=csat,
@@ -129,9 +154,10 @@ async def on_response(session: AsyncSession, tenant: uuid.UUID, env: events_pb2.
 async def on_feedback(session: AsyncSession, tenant: uuid.UUID, env: events_pb2.Envelope) -> None:
     e = env.feedback_analyzed
     ctx = e.context
-    dims = {
+    day = _day(ctx.occurred_at, env.occurred_at)
+    dims: dict[str, Any] = {
         "tenant_id": tenant,
-        "day": _day(ctx.occurred_at, env.occurred_at),
+        "day": day,
         "org_unit_id": _org(ctx.org_unit_id),
         "touchpoint": ctx.touchpoint_id[:64],
         "stage": ctx.journey_stage[:64],
@@ -139,37 +165,43 @@ async def on_feedback(session: AsyncSession, tenant: uuid.UUID, env: events_pb2.
     }
     sentiment = e.sentiment if e.sentiment in ("negative", "neutral", "positive") else ""
     complaint = any(i.intent == "complaint" and i.score >= COMPLAINT_THRESHOLD for i in e.intents)
-    await bump(
-        session,
-        dims,
-        feedback=1,
-        negative=int(sentiment == "negative"),
-        neutral=int(sentiment == "neutral"),
-        positive=int(sentiment == "positive"),
-        pain=int(e.need_layer == "pain"),
-        itch=int(e.need_layer == "itch"),
-        delight=int(e.need_layer == "delight"),
-        complaints=int(complaint),
-        unmatched=int(e.unmatched),
-    )
+    counters = {
+        "feedback": 1,
+        "negative": int(sentiment == "negative"),
+        "neutral": int(sentiment == "neutral"),
+        "positive": int(sentiment == "positive"),
+        "pain": int(e.need_layer == "pain"),
+        "itch": int(e.need_layer == "itch"),
+        "delight": int(e.need_layer == "delight"),
+        "complaints": int(complaint),
+        "unmatched": int(e.unmatched),
+    }
+    counters = {k: v for k, v in counters.items() if v}
+    unit_dims, scopes = await _resolved(session, dims)
+    await _bump_unit(session, unit_dims, counters)
+    await subtree.add_daily(session, tenant, scopes, day, counters)
+    mentions: list[tuple[str, int, str]] = []
     seen: set[tuple[str, str]] = set()
     for aspect in e.aspects:
         parts = [p for p in aspect.path if p][:3]
-        polarity = aspect.polarity or "neutral"
+        polarity = (aspect.polarity or "neutral")[:16]
         for level in range(1, len(parts) + 1):
-            path = " > ".join(parts[:level])
+            path = " > ".join(parts[:level])[:400]
             if (path, polarity) in seen:
                 continue
             seen.add((path, polarity))
-            await _bump_aspect(session, dims, path, level, polarity)
+            mentions.append((path, level, polarity))
+    await _bump_aspects(session, unit_dims, mentions)
+    await subtree.add_aspects(session, tenant, scopes, day, mentions)
     negative = sentiment == "negative"
-    terms: set[tuple[str, str]] = set()
-    terms.update(("intent", i.intent) for i in e.intents if i.intent and i.score >= COMPLAINT_THRESHOLD)
-    terms.update(("keyword", k.strip().lower()) for k in e.keywords if k.strip())
+    found: set[tuple[str, str]] = set()
+    found.update(("intent", i.intent[:200]) for i in e.intents if i.intent and i.score >= COMPLAINT_THRESHOLD)
+    found.update(("keyword", k.strip().lower()[:200]) for k in e.keywords if k.strip())
     if ctx.product_sku:
-        terms.add(("sku", ctx.product_sku))
-    for kind, term in sorted(terms):
-        await _bump_term(session, dims, kind, term, negative)
+        found.add(("sku", ctx.product_sku[:200]))
+    terms = sorted(found)
+    await _bump_terms(session, unit_dims, terms, negative)
+    await subtree.add_terms(session, tenant, scopes, day, terms, negative)
 
 
 async def on_ticket(session: AsyncSession, tenant: uuid.UUID, env: events_pb2.Envelope) -> None:

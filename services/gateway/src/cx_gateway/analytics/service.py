@@ -17,6 +17,9 @@ from cx_gateway.analytics.models import (
     CustomerAttributes,
     DailyRollup,
     ResponseFact,
+    SubtreeAspects,
+    SubtreeDaily,
+    SubtreeTerms,
     TaskState,
     TermRollup,
     TicketState,
@@ -101,8 +104,8 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def _sums() -> list[Any]:
-    return [func.coalesce(func.sum(DailyRollup.__table__.c[c]), 0).label(c) for c in COUNTERS]
+def _sums(model: Any = DailyRollup) -> list[Any]:
+    return [func.coalesce(func.sum(getattr(model, c)), 0).label(c) for c in COUNTERS]
 
 
 def is_tenant_wide(scope: OrgScope) -> bool:
@@ -114,6 +117,30 @@ def scope_clause(column: Any, scope: OrgScope) -> ColumnElement[bool]:
     if is_tenant_wide(scope):
         clause = or_(clause, column == UNKNOWN_ORG)
     return clause
+
+
+def by_dimension(f: Filters) -> bool:
+    """Filtered by touchpoint, stage or channel: only the per-unit rollups have those."""
+    return f.touchpoint is not None or f.stage is not None or f.channel is not None
+
+
+def subtree_clause(column: Any, scope: OrgScope) -> ColumnElement[bool]:
+    """The subtree rows that hold the scope's totals: its unit's (tenant-wide: the root's and UNKNOWN_ORG's)."""
+    if scope.root_id is not None and scope.root_path is not None:
+        ids = [scope.root_id, UNKNOWN_ORG] if is_tenant_wide(scope) else [scope.root_id]
+        clause: ColumnElement[bool] = column.in_(ids)
+        return clause
+    roots = select(OrgUnit.id).where(OrgUnit.tenant_id == scope.tenant_id, OrgUnit.parent_id.is_(None))
+    return or_(column.in_(roots), column == UNKNOWN_ORG)
+
+
+def _in_subtree(query: Any, model: Any, scope: OrgScope, f: Filters) -> Any:
+    return query.where(
+        model.tenant_id == scope.tenant_id,
+        model.day >= f.date_from,
+        model.day <= f.date_to,
+        subtree_clause(model.scope_id, scope),
+    )
 
 
 def _filtered(query: Any, table: Any, scope: OrgScope, f: Filters) -> Any:
@@ -131,7 +158,11 @@ def _filtered(query: Any, table: Any, scope: OrgScope, f: Filters) -> Any:
 
 
 async def overview(session: AsyncSession, scope: OrgScope, f: Filters) -> dict[str, Any]:
-    row = (await session.execute(_filtered(select(*_sums()), DailyRollup, scope, f))).mappings().one()
+    if by_dimension(f):
+        query = _filtered(select(*_sums()), DailyRollup, scope, f)
+    else:
+        query = _in_subtree(select(*_sums(SubtreeDaily)), SubtreeDaily, scope, f)
+    row = (await session.execute(query)).mappings().one()
     result = metrics(dict(row))
     open_q = select(func.count()).where(
         TicketState.tenant_id == scope.tenant_id,
@@ -144,6 +175,11 @@ async def overview(session: AsyncSession, scope: OrgScope, f: Filters) -> dict[s
 
 
 async def breakdown(session: AsyncSession, scope: OrgScope, f: Filters, by: str) -> list[dict[str, Any]]:
+    if by == "day" and not by_dimension(f):
+        day = SubtreeDaily.day
+        query = _in_subtree(select(day.label("key"), *_sums(SubtreeDaily)), SubtreeDaily, scope, f)
+        rows = (await session.execute(query.group_by(day).order_by(day))).mappings()
+        return [{"key": str(r["key"]), **metrics(dict(r))} for r in rows]
     column = {
         "touchpoint": DailyRollup.touchpoint,
         "stage": DailyRollup.stage,
@@ -157,22 +193,19 @@ async def breakdown(session: AsyncSession, scope: OrgScope, f: Filters, by: str)
 async def drilldown(session: AsyncSession, scope: OrgScope, parent: OrgUnit, f: Filters) -> list[dict[str, Any]]:
     """One row per child of `parent` with the totals of its whole subtree (plus `parent` itself for data recorded
     directly on it)."""
-    segment = func.split_part(OrgUnit.path, "/", parent.depth + 3)
-    query = (
-        _filtered(
-            select(segment.label("child"), *_sums()).join(
-                OrgUnit, and_(OrgUnit.id == DailyRollup.org_unit_id, OrgUnit.tenant_id == DailyRollup.tenant_id)
-            ),
-            DailyRollup,
-            scope,
-            f,
-        )
-        .where(OrgUnit.path.startswith(parent.path, autoescape=True))
-        .group_by(segment)
-    )
-    by_child = {r["child"]: dict(r) for r in (await session.execute(query)).mappings()}
     children = list(
         (await session.execute(select(OrgUnit).where(OrgUnit.parent_id == parent.id).order_by(OrgUnit.code))).scalars()
+    )
+    if by_dimension(f):
+        by_child = await _drilldown_units(session, scope, parent, f)
+    else:
+        by_child = await _drilldown_subtrees(session, scope, parent, [c.id for c in children], f)
+    with_children = set(
+        (
+            await session.execute(
+                select(OrgUnit.parent_id).where(OrgUnit.parent_id.in_([c.id for c in children])).distinct()
+            )
+        ).scalars()
     )
     rows: list[dict[str, Any]] = []
     if "" in by_child:
@@ -188,14 +221,13 @@ async def drilldown(session: AsyncSession, scope: OrgScope, parent: OrgUnit, f: 
             }
         )
     for child in children:
-        grandchildren = await session.scalar(select(func.count()).where(OrgUnit.parent_id == child.id))
         rows.append(
             {
                 "org_unit_id": str(child.id),
                 "name": child.name,
                 "code": child.code,
                 "kind": child.kind,
-                "has_children": bool(grandchildren),
+                "has_children": child.id in with_children,
                 "self": False,
                 **metrics(by_child.get(str(child.id), {})),
             }
@@ -203,23 +235,87 @@ async def drilldown(session: AsyncSession, scope: OrgScope, parent: OrgUnit, f: 
     return rows
 
 
+async def _drilldown_units(
+    session: AsyncSession, scope: OrgScope, parent: OrgUnit, f: Filters
+) -> dict[str, dict[str, Any]]:
+    """Per-unit rollups summed by the child whose subtree the unit is in ("" = the parent itself)."""
+    segment = func.split_part(OrgUnit.path, "/", parent.depth + 3)
+    query = (
+        _filtered(
+            select(segment.label("child"), *_sums()).join(
+                OrgUnit, and_(OrgUnit.id == DailyRollup.org_unit_id, OrgUnit.tenant_id == DailyRollup.tenant_id)
+            ),
+            DailyRollup,
+            scope,
+            f,
+        )
+        .where(OrgUnit.path.startswith(parent.path, autoescape=True))
+        .group_by(segment)
+    )
+    return {r["child"]: dict(r) for r in (await session.execute(query)).mappings()}
+
+
+async def _drilldown_subtrees(
+    session: AsyncSession, scope: OrgScope, parent: OrgUnit, children: list[uuid.UUID], f: Filters
+) -> dict[str, dict[str, Any]]:
+    """The children's subtree totals; what the parent's total has beyond them was recorded on the parent itself."""
+    if not scope.contains(parent):
+        return {}
+    t = SubtreeDaily
+    query = (
+        select(t.scope_id, *_sums(t))
+        .where(
+            t.tenant_id == scope.tenant_id,
+            t.day >= f.date_from,
+            t.day <= f.date_to,
+            t.scope_id.in_([parent.id, *children]),
+        )
+        .group_by(t.scope_id)
+    )
+    totals = {r["scope_id"]: dict(r) for r in (await session.execute(query)).mappings()}
+    out = {str(k): v for k, v in totals.items() if k != parent.id}
+    if parent.id in totals:
+        own = {c: totals[parent.id][c] - sum(v[c] for v in out.values()) for c in COUNTERS}
+        if any(own[c] for c in COUNTERS if not c.endswith("_sum")):
+            out[""] = own
+    return out
+
+
 async def aspects(
     session: AsyncSession, scope: OrgScope, f: Filters, level: int, parent_path: str | None, limit: int
 ) -> list[dict[str, Any]]:
-    t = AspectRollup
-    total = func.sum(t.mentions)
-    query = _filtered(
-        select(
-            t.path,
-            total.label("mentions"),
-            func.sum(case((t.polarity == "negative", t.mentions), else_=0)).label("negative"),
-            func.sum(case((t.polarity == "neutral", t.mentions), else_=0)).label("neutral"),
-            func.sum(case((t.polarity == "positive", t.mentions), else_=0)).label("positive"),
-        ),
-        t,
-        scope,
-        f,
-    ).where(t.level == level)
+    query: Any
+    if by_dimension(f):
+        t: Any = AspectRollup
+        total = func.sum(t.mentions)
+        query = _filtered(
+            select(
+                t.path,
+                total.label("mentions"),
+                func.sum(case((t.polarity == "negative", t.mentions), else_=0)).label("negative"),
+                func.sum(case((t.polarity == "neutral", t.mentions), else_=0)).label("neutral"),
+                func.sum(case((t.polarity == "positive", t.mentions), else_=0)).label("positive"),
+            ),
+            t,
+            scope,
+            f,
+        )
+    else:
+        t = SubtreeAspects
+        total = func.sum(t.mentions)
+        query = _in_subtree(
+            select(
+                t.path,
+                total.label("mentions"),
+                func.sum(t.negative).label("negative"),
+                func.sum(t.neutral).label("neutral"),
+                func.sum(t.positive).label("positive"),
+            ),
+            t,
+            scope,
+            f,
+        )
+    query = query.where(t.level == level)
     if parent_path:
         query = query.where(t.path.startswith(parent_path + " > ", autoescape=True))
     query = query.group_by(t.path).order_by(total.desc(), t.path).limit(limit)
@@ -240,10 +336,11 @@ async def aspects(
 
 
 async def terms(session: AsyncSession, scope: OrgScope, f: Filters, kind: str, limit: int) -> list[dict[str, Any]]:
-    t = TermRollup
+    t: Any = TermRollup if by_dimension(f) else SubtreeTerms
     total = func.sum(t.mentions)
+    base = select(t.term, total.label("mentions"), func.sum(t.negative).label("negative"))
     query = (
-        _filtered(select(t.term, total.label("mentions"), func.sum(t.negative).label("negative")), t, scope, f)
+        (_filtered(base, t, scope, f) if by_dimension(f) else _in_subtree(base, t, scope, f))
         .where(t.kind == kind)
         .group_by(t.term)
         .order_by(total.desc(), t.term)
@@ -347,6 +444,3 @@ async def task_outcomes(session: AsyncSession, scope: OrgScope) -> dict[str, Any
 
 def kpi_variables(m: dict[str, Any]) -> dict[str, float | None]:
     return {name: m.get(name) for name in METRIC_NAMES}
-
-
-_ = uuid

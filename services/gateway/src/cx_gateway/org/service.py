@@ -14,6 +14,7 @@ from cx_common.auth import Principal
 from cx_common.errors import Problem, conflict, not_found
 from cx_common.events import add_event
 from cx_common.pagination import decode_cursor, encode_cursor
+from cx_gateway.analytics import subtree
 from cx_gateway.org.models import OrgUnit
 from cx_gateway.org.schemas import OrgTreeNode, OrgUnitCreate, OrgUnitRead, OrgUnitUpdate
 
@@ -171,6 +172,7 @@ async def update_unit(
         if new_parent.path.startswith(unit.path):
             raise Problem(422, "parent_id: cannot move a unit below itself", field="parent_id")
         old_path, new_path = unit.path, f"{new_parent.path}{unit.id}/"
+        old_ancestors = ancestor_ids(unit)
         delta = new_parent.depth + 1 - unit.depth
         await session.execute(
             update(OrgUnit)
@@ -180,6 +182,8 @@ async def update_unit(
         )
         unit.parent_id = new_parent.id
         await session.flush()
+        # after the UPDATE above: events for units being moved wait for this transaction (see analytics.subtree)
+        await subtree.moved(session, unit.tenant_id, unit.id, old_ancestors, subtree.path_ids(new_parent.path))
         moved = list(
             (
                 await session.execute(
@@ -208,6 +212,9 @@ async def delete_unit(session: AsyncSession, scope: OrgScope, unit: OrgUnit, sub
     if children:
         raise conflict("org unit has child units; move or delete them first")
     await publish(session, unit, subject_prefix, deleted=True)
+    # lock first: an event for this unit lands wholly before (and leaves with it) or finds the unit gone
+    await session.execute(select(OrgUnit.id).where(OrgUnit.id == unit.id).with_for_update())
+    await subtree.deleted(session, unit.tenant_id, unit.id, ancestor_ids(unit))
     await session.delete(unit)
     await session.flush()
 
