@@ -10,6 +10,10 @@ submission id. Afterwards every acknowledged record, response and event is check
   model equals the number of items), each survey response became one survey feedback item;
 - each acknowledged response has exactly one ticket; the gateway counts each response and ticket once.
 
+ingest reaches nlp through a loopback gRPC proxy (`grpc_proxy.FaultProxy`) that counts every attempt (client retries
+are marked by gRPC itself) and injects UNAVAILABLE or delays: the breaker must open and close, and the load reaching
+nlp must stay within 1.2x the calls ingest makes.
+
 `CX_FAULTS=long` runs more rounds, more victims (survey, nlp) and longer outages; the default short profile is
 bounded for CI. `CX_FAULTS_SEED` replays the random kill moments.
 """
@@ -30,6 +34,7 @@ from typing import Any
 import httpx
 import pytest
 from e2e_stack import APP_SERVICES, LocalStack, client, poll
+from grpc_proxy import Call, FaultProxy, amplification
 from pipeline import event_fate, snapshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -39,6 +44,10 @@ SEED = int(os.environ.get("CX_FAULTS_SEED") or secrets.randbits(32))
 LOAD_S = 12.0 if LONG else 4.0  # how long each load phase runs
 ROUNDS = 3 if LONG else 1  # kill rounds per victim
 DRAIN_S = 120.0 if LONG else 60.0  # generous deadline for backlogs to drain
+COOLDOWN_S = 2.0  # ingest's breaker cooldown in this suite
+NLP_TIMEOUT_S = 3.0  # ingest's deadline for one NLP call in this suite (the tiny model answers in milliseconds)
+FLAKY_ATTEMPTS = 120 if LONG else 40  # NLP attempts observed while every 4th one fails
+MAX_AMPLIFICATION = 1.2  # attempts reaching nlp per call ingest makes (issue 10)
 
 TEXTS = [
     ("zh-Hans", "店员态度很差，排队等了很久，我要投诉。"),
@@ -54,6 +63,7 @@ class Tenant:
     token: str
     ids: dict[str, str]
     api_key: str
+    proxy: FaultProxy
     partner_acked: dict[str, str] = field(default_factory=dict)  # external_id -> feedback id
     responses_acked: set[str] = field(default_factory=set)
     report: dict[str, Any] = field(default_factory=dict)
@@ -90,21 +100,30 @@ def tenant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenant]:
             },
             # A killed worker's claims are taken over after the lease; the breaker retries NLP after the cooldown.
             # Both are deployment settings; short values keep the suite bounded.
-            "ingest": {"CX_INGEST_ANALYSIS_LEASE_S": "5", "CX_INGEST_BREAKER_COOLDOWN_S": "2"},
+            # A deadline short enough that injected slowness trips it within the suite's bounds.
+            "ingest": {
+                "CX_INGEST_ANALYSIS_LEASE_S": "5",
+                "CX_INGEST_BREAKER_COOLDOWN_S": str(COOLDOWN_S),
+                "CX_INGEST_NLP_TIMEOUT_S": str(NLP_TIMEOUT_S),
+            },
         },
     )
+    # ingest reaches nlp only through the fault proxy (a pass-through until a test injects faults)
+    proxy = FaultProxy(f"127.0.0.1:{stack.config.nlp_grpc_port}", seed=SEED).start()
+    stack.env["ingest"]["CX_INGEST_NLP_GRPC_TARGET"] = proxy.target
     try:
         stack.up()
-        t = setup_tenant(stack)
+        t = setup_tenant(stack, proxy)
         yield t
         print("fault suite report:", json.dumps(t.report, indent=2, ensure_ascii=False))
     finally:
         stack.dump_logs(logs := tmp_path_factory.mktemp("faults-logs"))
         print(f"fault suite: service logs in {logs}")
         stack.down()
+        proxy.stop()
 
 
-def setup_tenant(stack: LocalStack) -> Tenant:
+def setup_tenant(stack: LocalStack, proxy: FaultProxy) -> Tenant:
     slug = f"faults-{secrets.token_hex(3)}"
     password = secrets.token_urlsafe(16)
     with client(stack.url("gateway")) as c:
@@ -120,7 +139,7 @@ def setup_tenant(stack: LocalStack) -> Tenant:
             c.post("/api/v1/auth/login", json={"tenant": slug, "email": f"owner@{slug}.cx", "password": password})
         )
     ids = {"hq": str(created["root_org_unit_id"]), "owner": str(created["owner_user_id"])}
-    t = Tenant(stack, login["access_token"], ids, api_key="")
+    t = Tenant(stack, login["access_token"], ids, api_key="", proxy=proxy)
     with t.gw() as gw:
         store = ok(
             gw.post("/api/v1/org-units", json={"code": "S1", "name": "门店 1", "kind": "store", "parent_id": ids["hq"]})
@@ -494,4 +513,118 @@ def test_d_postgres_restart_under_load_services_reconnect(tenant: Tenant) -> Non
     for name in APP_SERVICES:
         assert t.stack.procs[name].popen.poll() is None, f"{name} exited on the Postgres restart"
     t.stack.wait_ready(list(APP_SERVICES), timeout=60)  # ready again by themselves: nobody restarted them
+    check_everything_exactly_once(t)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# gRPC faults between ingest and nlp, injected by the loopback proxy ingest talks to
+
+NLP = "/cx.nlp.v1."
+
+
+def breaker_open(t: Tenant) -> bool | None:
+    """ingest's own view (the `cx_ingest_nlp_breaker_open` gauge on /metrics); None when it does not answer."""
+    try:
+        text = httpx.get(f"{t.stack.url('ingest')}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("cx_ingest_nlp_breaker_open "):
+            return float(line.split()[1]) >= 1.0
+    return None
+
+
+def phase(calls: list[Call]) -> dict[str, Any]:
+    outcomes = collections.Counter(c.outcome.split(":")[0] for c in calls)
+    return {
+        "attempts": len(calls),
+        "client_retries": sum(c.retry for c in calls),
+        "amplification": round(amplification(calls), 3),
+        "outcomes": dict(outcomes),
+    }
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="cx-common bug: the gRPC retry policy of every client channel (3 attempts for UNAVAILABLE, throttle "
+    "maxTokens 10 / tokenRatio 0.5) keeps retrying while up to ~1 call in 3 fails: with 1 NLP call in 4 failing "
+    "ingest sends ~1.33 attempts per call (issue 10 asks for <= 1.2); tokenRatio 0.1 with maxTokens 4 bounds it",
+)
+def test_e_grpc_errors_between_ingest_and_nlp_retries_stay_bounded(tenant: Tenant) -> None:
+    """Every 4th NLP call fails with UNAVAILABLE while partners keep pushing: the load that reaches nlp is at most
+    1.2x the calls ingest makes (client retries included), and nothing is lost. Measured from a fresh ingest
+    process, i.e. with the client's whole retry budget available: the worst case."""
+    t = tenant
+    t.stack.stop("ingest")
+    t.stack.start("ingest")
+    load = PartnerLoad(t, "grpc-flaky")
+    since = t.proxy.set_faults(error_every=4)
+    load.start()
+    try:
+        poll(
+            f"{FLAKY_ATTEMPTS} NLP attempts under injected errors",
+            lambda: len(t.proxy.stats.of(NLP, since)) >= FLAKY_ATTEMPTS,
+            timeout=DRAIN_S,
+            interval=0.5,
+        )
+    finally:
+        until = t.proxy.set_faults()
+        stop_loads([load])
+    flaky = t.proxy.stats.of(NLP, since, until)
+    t.report["grpc_flaky"] = {"every_nth_fails": 4, "partner_failures": load.failures, **phase(flaky)}
+    print("grpc flaky:", t.report["grpc_flaky"])
+    # (that partners were served and what they wrote is there exactly once: checked by the next test, outside this
+    # expected failure)
+    assert amplification(flaky) <= MAX_AMPLIFICATION, t.report["grpc_flaky"]
+
+
+def test_f_grpc_outage_and_slowness_open_the_breaker_which_closes_again(tenant: Tenant) -> None:
+    """NLP answers UNAVAILABLE to everything, then answers after its deadline: each time ingest's breaker opens (only
+    probes reach nlp while it is open, no retry storm), ingest keeps accepting, and once NLP is healthy the breaker
+    closes and the backlog drains, exactly once (the previous test's load included)."""
+    t = tenant
+    assert breaker_open(t) is False
+    load = PartnerLoad(t, "grpc-outage")
+    load.start()
+    marks: dict[str, float] = {}
+    try:
+        time.sleep(1.0)
+        marks["errors"] = t.proxy.set_faults(error_rate=1.0)
+        poll("the breaker to open on UNAVAILABLE", lambda: breaker_open(t), timeout=30, interval=0.2)
+        marks["opened"] = time.monotonic()
+        time.sleep(LOAD_S)  # stay in the outage: only probes, one per cooldown
+        marks["errors_end"] = t.proxy.set_faults()
+        poll("the breaker to close after the errors", lambda: breaker_open(t) is False, timeout=30, interval=0.2)
+
+        marks["slow"] = t.proxy.set_faults(delay_s=NLP_TIMEOUT_S + 0.5)
+        poll("the breaker to open on deadlines", lambda: breaker_open(t), timeout=60, interval=0.2)
+        marks["slow_end"] = t.proxy.set_faults()
+        poll("the breaker to close after the slowness", lambda: breaker_open(t) is False, timeout=30, interval=0.2)
+    finally:
+        t.proxy.set_faults()
+        stop_loads([load])
+    assert load.failures == 0, "ingest refused or dropped partner requests while NLP was failing"
+    flaky_failures = t.report.get("grpc_flaky", {}).get("partner_failures", 0)
+    assert flaky_failures == 0, "ingest refused or dropped partner requests while every 4th NLP call failed"
+
+    stats = t.proxy.stats
+    errors = stats.of(NLP, marks["errors"], marks["errors_end"])
+    slow = stats.of(NLP, marks["slow"], marks["slow_end"])
+    # while open, the worker only probes: one Analyze per cooldown (plus the calls that opened it)
+    probes = [c for c in stats.of(NLP + "NlpService/Analyze", marks["opened"], marks["errors_end"]) if not c.retry]
+    allowed = (marks["errors_end"] - marks["opened"]) / COOLDOWN_S + 1
+    assert len(probes) <= allowed, f"{len(probes)} Analyze calls while the breaker was open, at most {allowed:.1f}"
+    # a call past its deadline is not retried by the channel (it may have been done by nlp already)
+    assert sum(c.retry for c in slow) == 0, phase(slow)
+    assert any(c.outcome == "cancelled" for c in slow), "the injected slowness did not hit ingest's deadline"
+    t.report["grpc_outage"] = {
+        "errors": phase(errors),
+        "probes_while_open": len(probes),
+        "open_s": round(marks["errors_end"] - marks["opened"], 1),
+        "slow_beyond_deadline": phase(slow),
+    }
+    print("grpc outage:", t.report["grpc_outage"])
+    with t.gw() as gw:
+        failed = all_pages(gw, "/api/v1/feedback", {"analysis_state": "failed"})
+    assert failed == [], "NLP errors/slowness used up analysis attempts"
     check_everything_exactly_once(t)
