@@ -95,6 +95,8 @@ class Upstream:
         self.seen: list[dict[str, Any]] = []
         self.verifier: JWTVerifier | None = None
         self.tickets: list[dict[str, Any]] = []
+        self.tasks: list[dict[str, Any]] = []
+        self.calendars: list[dict[str, Any]] = []
         self.cluster_runs: list[dict[str, Any]] = []
         app = self.app
 
@@ -148,6 +150,45 @@ class Upstream:
                     t.update(status=body["status"], handled_by=caller["sub"])
                     return JSONResponse(t)
             return JSONResponse({"status": 404, "detail": "no such ticket"}, status_code=404)
+
+        def not_found() -> JSONResponse:
+            return JSONResponse(
+                {"type": "about:blank", "status": 404, "title": "Not Found", "detail": "no such item"},
+                status_code=404,
+                media_type="application/problem+json",
+            )
+
+        # like alerts: a task is listed for callers at or above its owner department (its `org_unit_id` is where
+        # its metric is measured and does not matter for visibility)
+        def task_visible(task: dict[str, Any], org: str | None) -> bool:
+            return org is None or org in task["department_path"]
+
+        @app.get("/v1/tasks")
+        async def list_tasks(request: Request) -> dict[str, Any]:
+            caller = await who(request)
+            return {"items": [t for t in self.tasks if task_visible(t, caller["org"])], "next_cursor": None}
+
+        @app.get("/v1/tasks/{task_id}")
+        async def get_task(task_id: str, request: Request) -> JSONResponse:
+            caller = await who(request)
+            for t in self.tasks:
+                if t["id"] == task_id and task_visible(t, caller["org"]):
+                    return JSONResponse(t)
+            return not_found()
+
+        @app.post("/v1/tasks/{task_id}/approve")
+        async def approve_task(task_id: str, request: Request) -> JSONResponse:
+            caller = await who(request)
+            for t in self.tasks:
+                if t["id"] == task_id and task_visible(t, caller["org"]):
+                    t.update(status="approved", approver_id=caller["sub"])
+                    return JSONResponse(t)
+            return not_found()
+
+        @app.get("/v1/calendars")
+        async def list_calendars(request: Request) -> list[dict[str, Any]]:
+            await who(request)  # like alerts: every business calendar of the tenant
+            return self.calendars
 
         @app.post("/v1/tickets")
         async def create(request: Request) -> JSONResponse:

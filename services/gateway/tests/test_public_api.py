@@ -205,3 +205,33 @@ async def test_writes_on_out_of_scope_items_are_404_before_reaching_the_owner(gw
     assert "handled_by" not in world.tickets[1]
     mine = await gw.client.post("/api/v1/tickets/t0/transitions", json={"status": "resolved"}, headers=manager)
     assert mine.status_code == 200 and mine.json()["handled_by"] == str(demo.users["store.manager@demo.cx"])
+
+
+async def test_each_resource_has_its_own_scope_rule(gw, demo, world):
+    u = {k: str(v) for k, v in demo.units.items()}
+    world.tickets = [
+        {"id": "mine", "org_unit_id": u["S-SH-01"], "assigned_org_unit_id": u["S-SH-01"]},
+        {"id": "other", "org_unit_id": u["S-GZ-01"], "assigned_org_unit_id": u["S-GZ-01"]},
+        # about another store, but assigned to this one: its owner unit may see it
+        {"id": "assigned-here", "org_unit_id": u["S-GZ-01"], "assigned_org_unit_id": u["S-SH-01"]},
+        # escalated up to the region: still about (and visible at) the store
+        {"id": "escalated", "org_unit_id": u["S-SH-01"], "assigned_org_unit_id": u["R-EAST"]},
+        {"id": "nowhere", "org_unit_id": "", "assigned_org_unit_id": ""},  # data on no unit: tenant-wide only
+    ]
+    world.calendars = [
+        {"id": "default", "org_unit_id": None},  # tenant-wide configuration
+        {"id": "hq", "org_unit_id": u["HQ"]},  # set on HQ: applies to every store below
+        {"id": "east", "org_unit_id": u["R-EAST"]},
+        {"id": "sh", "org_unit_id": u["S-SH-01"]},
+        {"id": "gz", "org_unit_id": u["S-GZ-01"]},
+    ]
+    store = await gw.headers("store.manager@demo.cx")
+    tickets = (await gw.client.get("/api/v1/tickets?limit=10", headers=store)).json()["items"]
+    assert [t["id"] for t in tickets] == ["mine", "assigned-here", "escalated"]
+    assert (await gw.client.get("/api/v1/tickets/assigned-here", headers=store)).status_code == 200
+    assert (await gw.client.get("/api/v1/tickets/nowhere", headers=store)).status_code == 404
+    calendars = (await gw.client.get("/api/v1/calendars", headers=store)).json()
+    assert [c["id"] for c in calendars] == ["default", "hq", "east", "sh"]
+    analyst = await gw.headers("analyst@demo.cx")  # at the root unit: the whole tenant
+    assert len((await gw.client.get("/api/v1/tickets?limit=10", headers=analyst)).json()["items"]) == 5
+    assert (await gw.client.get("/api/v1/tickets/nowhere", headers=analyst)).status_code == 200

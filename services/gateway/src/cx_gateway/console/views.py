@@ -39,7 +39,8 @@ from cx_gateway.org.models import OrgUnit
 from cx_gateway.org.service import OrgScope
 from cx_gateway.proxy.client import Upstreams
 from cx_gateway.proxy.routes import Upstream
-from cx_gateway.proxy.views import ensure_item_visible, filter_scoped, visible_unit_ids
+from cx_gateway.proxy.scoping import filter_scoped, rule_for
+from cx_gateway.proxy.views import caller_units, ensure_item_visible
 from cx_gateway.settings import Settings
 
 HERE = Path(__file__).parent
@@ -620,9 +621,7 @@ def _make_list_page(page: str):  # type: ignore[no-untyped-def]
                 ctx["error"] = f"HTTP {answer.status_code}"
             else:
                 body = json.loads(answer.content)
-                visible = await visible_unit_ids(request, principal)
-                if visible is not None:
-                    body, _ = filter_scoped(body, visible)
+                body, _ = filter_scoped(body, rule_for(page), await caller_units(request, principal))
                 items = [i for i in body.get("items", []) if isinstance(i, dict)]
                 now = dt.datetime.now(dt.UTC)
                 for item in items:
@@ -685,7 +684,8 @@ def _make_action(page: str):  # type: ignore[no-untyped-def]
                 spec.upstream,
                 f"{spec.path}/{item_id}",
                 f"Bearer {token}",
-                await visible_unit_ids(request, principal),
+                rule_for(page),
+                await caller_units(request, principal),
                 page,
             )
             answer = await upstreams.request(

@@ -1,12 +1,13 @@
 """`/api/v1/<resource>[/<path>]` → the owning service. Scope enforcement here; the caller's identity, request id and
-traceparent travel on; org scoping is enforced upstream (the token carries `org`) and re-checked here on every
-JSON answer that names an `org_unit_id` (defence in depth: out-of-scope items are dropped, objects become 404)."""
+traceparent travel on; org scoping is enforced upstream (the token carries `org`) and re-checked here on every JSON
+answer by the resource's rule in `scoping.py` (defence in depth: out-of-scope items are dropped, objects become
+404)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import cast
 
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
@@ -22,6 +23,7 @@ from cx_gateway.org.models import OrgUnit
 from cx_gateway.org.service import scope_of
 from cx_gateway.proxy.client import Upstreams
 from cx_gateway.proxy.routes import ROUTES, Route, Upstream, required_scope
+from cx_gateway.proxy.scoping import CallerUnits, ScopeRule, filter_scoped, rule_for, visible
 from cx_gateway.settings import Settings
 
 router = APIRouter(prefix="/api/v1")
@@ -36,32 +38,17 @@ async def upstream_authorization(request: Request, principal: Principal) -> str:
     return f"Bearer {token}"
 
 
-async def visible_unit_ids(request: Request, principal: Principal) -> set[str] | None:
-    """Ids of the org units the caller may see; None = the whole tenant."""
+async def caller_units(request: Request, principal: Principal) -> CallerUnits:
+    """The org units the caller may see (the whole tenant from the root unit or without an org claim)."""
     runtime = get_runtime(request)
     assert runtime.sessions is not None
     async with runtime.sessions() as session:
         scope = await scope_of(session, principal)
-        if scope.root_path is None:
-            return None
+        if scope.root_path is None or scope.root_path.count("/") == 2:
+            return CallerUnits(None)
         rows = await session.execute(select(OrgUnit.id).where(OrgUnit.id.in_(scope.unit_ids_query())))
-        return {str(r) for r in rows.scalars()}
-
-
-def _in_scope(item: Any, visible: set[str]) -> bool:
-    if not isinstance(item, dict) or "org_unit_id" not in item:
-        return True
-    value = item.get("org_unit_id")
-    return value in (None, "") or str(value) in visible
-
-
-def filter_scoped(body: Any, visible: set[str]) -> tuple[Any, bool]:
-    """(filtered body, visible?) — lists lose out-of-scope items; an out-of-scope object is not visible."""
-    if isinstance(body, dict) and isinstance(body.get("items"), list):
-        return {**body, "items": [i for i in body["items"] if _in_scope(i, visible)]}, True
-    if isinstance(body, list):
-        return [i for i in body if _in_scope(i, visible)], True
-    return body, _in_scope(body, visible)
+        above = scope.root_path.strip("/").split("/")[:-1]
+        return CallerUnits(frozenset(str(r) for r in rows.scalars()), frozenset(above))
 
 
 async def ensure_item_visible(
@@ -69,12 +56,13 @@ async def ensure_item_visible(
     upstream: Upstream,
     item_path: str,
     authorization: str,
-    visible: set[str] | None,
+    rule: ScopeRule,
+    caller: CallerUnits,
     what: str,
 ) -> None:
     """Before a write on an item, read it and answer 404 when it belongs to an org unit outside the caller's scope
     (the owning service checks too; this keeps the gateway's promise even if one of them does not)."""
-    if visible is None:
+    if caller.subtree is None:
         return
     answer = await upstreams.request(upstream, "GET", item_path, authorization=authorization)
     if answer.status_code != 200 or not answer.is_json:
@@ -83,7 +71,7 @@ async def ensure_item_visible(
         body = json.loads(answer.content)
     except ValueError:
         return
-    if not _in_scope(body, visible):
+    if not visible(body, rule, caller):
         raise Problem(404, f"{what} not found")
 
 
@@ -93,15 +81,15 @@ def _make_endpoint(route: Route) -> Callable[..., Awaitable[Response]]:
         scope = required_scope(route, request.method)
         if not scope_allowed(principal.scopes, scope):
             raise Problem(403, f"missing scope: {scope}", missing_scopes=[scope])
-        visible = await visible_unit_ids(request, principal)
+        caller = await caller_units(request, principal)
+        rule = rule_for(route.resource)
         upstreams = cast(Upstreams, request.app.state.runtime.extras["upstreams"])
         path = route.upstream_prefix + (f"/{rest}" if rest else "")
         authorization = await upstream_authorization(request, principal)
         if request.method != "GET" and rest:
             item = rest.split("/", 1)[0].split(":", 1)[0]
-            await ensure_item_visible(
-                upstreams, route.upstream, f"{route.upstream_prefix}/{item}", authorization, visible, route.resource
-            )
+            item_path = f"{route.upstream_prefix}/{item}"
+            await ensure_item_visible(upstreams, route.upstream, item_path, authorization, rule, caller, route.resource)
         answer = await upstreams.request(
             route.upstream,
             request.method,
@@ -112,13 +100,13 @@ def _make_endpoint(route: Route) -> Callable[..., Awaitable[Response]]:
             content=await request.body() if request.method not in ("GET", "HEAD", "DELETE") else None,
         )
         content = answer.content
-        if visible is not None and answer.is_json and 200 <= answer.status_code < 300 and content:
+        if caller.subtree is not None and answer.is_json and 200 <= answer.status_code < 300 and content:
             try:
                 body = json.loads(content)
             except ValueError:
                 body = None
             if body is not None:
-                body, ok = filter_scoped(body, visible)
+                body, ok = filter_scoped(body, rule, caller)
                 if not ok:
                     raise Problem(404, f"{route.resource} {rest or ''} not found".replace("  ", " "))
                 content = json.dumps(body, ensure_ascii=False).encode()
