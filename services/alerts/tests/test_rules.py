@@ -139,3 +139,29 @@ async def test_volume_spike_of_an_aspect_against_its_baseline(env, client):
     alerts = await eventually(alerted)
     assert len(alerts) == 1  # only the third mention in the hour crosses min_count and 3x the baseline
     assert alerts[0]["reason"].startswith("volume spike 环境/卫生: 3 in 60 min")
+
+
+async def test_unknown_org_units_and_users_in_a_rule_are_refused_once_the_tree_is_known(env, client):
+    tenant = uuid.uuid4()
+    h = env.headers(tenant)
+    scoped = rule_with(NPS_RULE["definition"]["condition"], scope={"org_unit_ids": ["east", "atlantis"]})
+    # no org event of this tenant has arrived yet: nothing can be checked, the rule is taken as written
+    early = await client.post("/v1/rules", json=scoped, headers=h)
+    assert early.status_code == 201, early.text
+    await seed_org(env, client, tenant)
+    r = await client.post("/v1/rules", json=scoped, headers=h)
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["errors"] == [
+        {"field": "definition.scope.org_unit_ids.1", "message": "unknown org unit atlantis", "type": "unknown"}
+    ]
+    body = copy.deepcopy(NPS_RULE)
+    body["definition"]["actions"]["notify"]["user_ids"] = ["u-east", "ghost"]
+    r = await client.post("/v1/rules", json=body, headers=h)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "definition.actions.notify.user_ids.1"
+    # the same checks on a new version
+    rid = early.json()["id"]
+    update = {"name": "x", "definition": scoped["definition"], "version": 1}
+    r = await client.put(f"/v1/rules/{rid}", json=update, headers=h)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "definition.scope.org_unit_ids.1"
+    update["definition"] = {**scoped["definition"], "scope": {"org_unit_ids": ["east"]}}
+    assert (await client.put(f"/v1/rules/{rid}", json=update, headers=h)).status_code == 200

@@ -4,6 +4,7 @@ import asyncio
 import datetime as dt
 import uuid
 
+import asyncpg
 import pytest
 from alerts_testkit import eventually, seed_org
 
@@ -159,3 +160,78 @@ async def test_concurrent_schedulers_fire_each_timer_once(env):
         for tid in ids:
             t = await _ticket(client, h, tid)
             assert t["escalation_level"] == 1 and t["owner_user_id"] == "u-east"
+
+
+async def test_a_request_holding_the_ticket_never_deadlocks_with_the_scheduler(env):
+    """A request locks the ticket, then updates its timers (acknowledging cancels them). The scheduler must not take
+    the due timer and then wait for that ticket: the two would deadlock. It skips the busy ticket instead."""
+    tenant = uuid.uuid4()
+    h = env.headers(tenant)
+    env.settings.scheduler_enabled = False
+    async with app_client(env.app(), env.tokens) as client:
+        await seed_org(env, client, tenant)
+        r = await client.post("/v1/tickets", json={"title": "x", "org_unit_id": "s1", "priority": "P1"}, headers=h)
+        tid = uuid.UUID(r.json()["id"])
+        env.clock.advance(minutes=61)  # the first-response timer is due
+        engine = create_engine(env.settings.database_url, env.settings.db_schema)
+        request = await asyncpg.connect(env.settings.database_url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            scheduler = Scheduler(session_factory(engine), Ctx(env.clock, env.settings.events_subject_prefix))
+            async with request.transaction():
+                await request.execute("SELECT 1 FROM tickets WHERE id = $1 FOR UPDATE", tid)
+                # bounded only so that a regression fails instead of hanging
+                assert await asyncio.wait_for(scheduler.run_due(), timeout=20) == 0
+                await request.execute(
+                    "UPDATE sla_timers SET cancelled_at = now() WHERE ticket_id = $1 AND fired_at IS NULL", tid
+                )
+            assert await scheduler.run_due() == 0  # cancelled by the request meanwhile
+        finally:
+            await request.close()
+            await engine.dispose()
+        t = await _ticket(client, h, str(tid))
+        assert t["escalation_level"] == 0 and t["owner_user_id"] == "u-s1"
+        assert all(x["fired_at"] is None for x in t["timers"])
+
+
+async def test_a_due_timer_of_a_busy_ticket_fires_once_the_ticket_is_free(env):
+    tenant = uuid.uuid4()
+    h = env.headers(tenant)
+    env.settings.scheduler_enabled = False
+    async with app_client(env.app(), env.tokens) as client:
+        await seed_org(env, client, tenant)
+        r = await client.post("/v1/tickets", json={"title": "x", "org_unit_id": "s1", "priority": "P1"}, headers=h)
+        tid = uuid.UUID(r.json()["id"])
+        env.clock.advance(minutes=61)
+        engine = create_engine(env.settings.database_url, env.settings.db_schema)
+        request = await asyncpg.connect(env.settings.database_url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            scheduler = Scheduler(session_factory(engine), Ctx(env.clock, env.settings.events_subject_prefix))
+            async with request.transaction():  # e.g. a comment being written: the timers stay
+                await request.execute("SELECT 1 FROM tickets WHERE id = $1 FOR UPDATE", tid)
+                assert await asyncio.wait_for(scheduler.run_due(), timeout=20) == 0
+            assert await scheduler.run_due() == 1
+        finally:
+            await request.close()
+            await engine.dispose()
+        t = await _ticket(client, h, str(tid))
+        assert t["escalation_level"] == 1 and t["owner_user_id"] == "u-east"
+
+
+async def test_calendar_bad_input(env, client):
+    tenant = uuid.uuid4()
+    h = env.headers(tenant)
+    await seed_org(env, client, tenant)
+    cal = {"name": "门店", "working_hours": {"mon": [["09:00", "18:00"]]}}
+    r = await client.post("/v1/calendars", json={**cal, "org_unit_id": "atlantis"}, headers=h)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "org_unit_id"
+    s1 = await client.post("/v1/calendars", json={**cal, "org_unit_id": "s1"}, headers=h)
+    s2 = await client.post("/v1/calendars", json={**cal, "org_unit_id": "s2"}, headers=h)
+    assert s1.status_code == s2.status_code == 201
+    # moving s2's calendar onto s1 would make two calendars for one unit
+    r = await client.put(f"/v1/calendars/{s2.json()['id']}", json={**cal, "org_unit_id": "s1"}, headers=h)
+    assert r.status_code == 409 and r.json()["field"] == "org_unit_id"
+    r = await client.put(f"/v1/calendars/{s2.json()['id']}", json={**cal, "org_unit_id": "ghost"}, headers=h)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "org_unit_id"
+    renamed = {**cal, "name": "店2", "org_unit_id": "s2"}
+    r = await client.put(f"/v1/calendars/{s2.json()['id']}", json=renamed, headers=h)
+    assert r.status_code == 200 and r.json()["version"] == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cx.events.v1 import events_pb2
 from cx_alerts.org.models import OrgUnit, OrgUser
+from cx_common.errors import Problem
 
 
 async def apply_unit(
@@ -83,6 +85,64 @@ async def manager_for(
         if ancestor is not None and ancestor.manager_user_id:
             return ancestor.manager_user_id, unit.id
     return None, unit.id
+
+
+async def check_references(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    *,
+    units: Sequence[tuple[str, str]] = (),
+    users: Sequence[tuple[str, str]] = (),
+) -> None:
+    """422 naming every field (`(field, id)` pairs) that refers to an org unit or user the tenant's projected tree
+    does not have (or has deleted/deactivated). Until the first unit (user) of a tenant has been projected the org
+    events are still on their way, and nothing is refused."""
+    errors: list[dict[str, str]] = []
+    if units:
+        ids = [uid for _, uid in units]
+        known = set(
+            (
+                await session.execute(
+                    select(OrgUnit.id).where(
+                        OrgUnit.tenant_id == tenant_id, OrgUnit.id.in_(ids), OrgUnit.deleted.is_(False)
+                    )
+                )
+            ).scalars()
+        )
+        if len(known) < len(set(ids)) and await _any(session, OrgUnit, tenant_id):
+            errors += [
+                {"field": f, "message": f"unknown org unit {uid}", "type": "unknown"}
+                for f, uid in units
+                if uid not in known
+            ]
+    if users:
+        ids = [uid for _, uid in users]
+        known = set(
+            (
+                await session.execute(
+                    select(OrgUser.id).where(
+                        OrgUser.tenant_id == tenant_id, OrgUser.id.in_(ids), OrgUser.active.is_(True)
+                    )
+                )
+            ).scalars()
+        )
+        if len(known) < len(set(ids)) and await _any(session, OrgUser, tenant_id):
+            errors += [
+                {"field": f, "message": f"unknown or inactive user {uid}", "type": "unknown"}
+                for f, uid in users
+                if uid not in known
+            ]
+    if errors:
+        raise Problem(
+            422,
+            "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+            title="Validation failed",
+            errors=errors,
+        )
+
+
+async def _any(session: AsyncSession, model: type[OrgUnit] | type[OrgUser], tenant_id: uuid.UUID) -> bool:
+    return (await session.execute(select(model.id).where(model.tenant_id == tenant_id).limit(1))).first() is not None
 
 
 async def list_units(session: AsyncSession, tenant_id: uuid.UUID) -> list[OrgUnit]:

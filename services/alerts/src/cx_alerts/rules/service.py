@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cx_alerts.audit import service as audit
+from cx_alerts.org import service as org
 from cx_alerts.rules.conditions import AspectCounter, evaluate
 from cx_alerts.rules.models import AlertRule, AlertRuleVersion
 from cx_alerts.rules.schemas import DryRunMatch, DryRunResult, RuleCreate, RuleDefinition, RuleUpdate
@@ -28,7 +29,19 @@ def snapshot(rule: AlertRule) -> dict[str, Any]:
     }
 
 
+async def check_references(session: AsyncSession, tenant_id: uuid.UUID, definition: RuleDefinition) -> None:
+    """The org units of the scope and the users to notify must exist (422 naming the field otherwise)."""
+    notify = definition.actions.notify
+    await org.check_references(
+        session,
+        tenant_id,
+        units=[(f"definition.scope.org_unit_ids.{i}", u) for i, u in enumerate(definition.scope.org_unit_ids)],
+        users=[(f"definition.actions.notify.user_ids.{i}", u) for i, u in enumerate(notify.user_ids if notify else [])],
+    )
+
+
 async def create(session: AsyncSession, tenant_id: uuid.UUID, actor: audit.Actor, data: RuleCreate) -> AlertRule:
+    await check_references(session, tenant_id, data.definition)
     definition = data.definition.model_dump(mode="json")
     rule = AlertRule(
         id=uuid.uuid4(),
@@ -63,6 +76,7 @@ async def get(
 
 
 async def update(session: AsyncSession, rule: AlertRule, actor: audit.Actor, data: RuleUpdate) -> AlertRule:
+    await check_references(session, rule.tenant_id, data.definition)
     before = snapshot(rule)
     definition = data.definition.model_dump(mode="json")
     rule.name = data.name

@@ -1,6 +1,8 @@
 """Durable SLA timers: rows in `sla_timers`, polled by every running instance. A due timer is claimed with
 `FOR UPDATE SKIP LOCKED`, applied and marked fired in one transaction, so it fires once even with several
-instances, and a timer that came due while no instance ran fires at the next start."""
+instances, and a timer that came due while no instance ran fires at the next start. The timer is claimed together
+with its ticket (both `SKIP LOCKED`): requests lock the ticket first and then its timers, so the scheduler never waits
+for a request and the two cannot deadlock."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from cx_alerts.context import Ctx
 from cx_alerts.signals import service as signals
 from cx_alerts.sla.models import SlaTimer
 from cx_alerts.tickets import service as tickets
+from cx_alerts.tickets.models import Ticket
 from cx_common.logging import get_logger
 
 log = get_logger(__name__)
@@ -41,22 +44,26 @@ class Scheduler:
         self._last_prune: dt.datetime | None = None
 
     async def fire_one(self) -> bool:
-        """Claim and apply one due timer; False when none is due."""
+        """Claim and apply one due timer; False when none is due (or every due one's ticket is busy right now)."""
         now = self.ctx.now()
         async with self.sessions() as session, session.begin():
-            timer = (
+            # The timer and its ticket are locked together, skipping busy ones: a request that holds the ticket
+            # (and will update its timers) is never waited for, so the two can never deadlock; the timer is
+            # simply taken at the next poll if it is still due then.
+            claimed = (
                 await session.execute(
-                    select(SlaTimer)
+                    select(SlaTimer, Ticket)
+                    .join(Ticket, Ticket.id == SlaTimer.ticket_id)
                     .where(SlaTimer.fired_at.is_(None), SlaTimer.cancelled_at.is_(None), SlaTimer.due_at <= now)
                     .order_by(SlaTimer.due_at)
                     .limit(1)
                     .with_for_update(skip_locked=True)
                 )
-            ).scalar_one_or_none()
-            if timer is None:
+            ).first()
+            if claimed is None:
                 return False
-            ticket = await tickets.get(session, timer.tenant_id, timer.ticket_id, lock=True)
-            outcome = "ticket gone" if ticket is None else await tickets.on_timer(session, self.ctx, timer, ticket)
+            timer, ticket = claimed
+            outcome = await tickets.on_timer(session, self.ctx, timer, ticket)
             timer.fired_at = now
             timer.outcome = outcome[:200]
         FIRED.labels(timer.kind).inc()
@@ -93,11 +100,13 @@ class Scheduler:
         while not self._stopping.is_set():
             delay = self.poll_s
             try:
-                await self.run_due()
+                fired = await self.run_due()
                 await self._prune()
                 upcoming = await self.next_due()
                 if upcoming is not None:  # wake exactly when the next deadline is due (to the second)
-                    delay = max(0.0, min(self.poll_s, (upcoming - self.ctx.now()).total_seconds()))
+                    wait = (upcoming - self.ctx.now()).total_seconds()
+                    # overdue but not claimable (its ticket is held by a request): retry shortly, do not spin
+                    delay = min(self.poll_s, wait) if wait > 0 else (0.0 if fired else min(self.poll_s, 0.1))
             except Exception as exc:
                 log.warning("sla_scheduler_error", error=str(exc))
             with contextlib.suppress(TimeoutError):

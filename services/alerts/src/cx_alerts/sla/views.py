@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Query, status
 from sqlalchemy import select
 
 from cx_alerts.audit import service as audit
+from cx_alerts.org import service as org
 from cx_alerts.sla import service
 from cx_alerts.sla.calendar import add_business_minutes
 from cx_alerts.sla.models import BusinessCalendar, SlaPolicy
@@ -80,6 +81,23 @@ async def put_policy(priority: Priority, body: PolicyWrite, session: SessionDep,
     return PolicyRead.model_validate(row)
 
 
+async def _refuse_second_calendar(
+    session: SessionDep, tenant_id: uuid.UUID, org_unit_id: str | None, but: uuid.UUID | None = None
+) -> None:
+    """One calendar per org unit (and one tenant default): a second one answers 409 naming the first."""
+    query = select(BusinessCalendar.id).where(
+        BusinessCalendar.tenant_id == tenant_id,
+        BusinessCalendar.org_unit_id.is_(None) if org_unit_id is None else BusinessCalendar.org_unit_id == org_unit_id,
+    )
+    if but is not None:
+        query = query.where(BusinessCalendar.id != but)
+    existing = (await session.execute(query)).first()
+    if existing is not None:
+        raise Problem(
+            409, f"org_unit_id: a calendar for this org unit exists already ({existing[0]})", field="org_unit_id"
+        )
+
+
 def _calendar_snapshot(c: BusinessCalendar) -> dict[str, object]:
     return {
         "name": c.name,
@@ -93,20 +111,9 @@ def _calendar_snapshot(c: BusinessCalendar) -> dict[str, object]:
 
 @router.post("/calendars", status_code=status.HTTP_201_CREATED, response_model=CalendarRead, summary="Add a calendar")
 async def create_calendar(body: CalendarWrite, session: SessionDep, principal: Writer) -> CalendarRead:
-    existing = (
-        await session.execute(
-            select(BusinessCalendar.id).where(
-                BusinessCalendar.tenant_id == principal.tenant_id,
-                BusinessCalendar.org_unit_id.is_(None)
-                if body.org_unit_id is None
-                else BusinessCalendar.org_unit_id == body.org_unit_id,
-            )
-        )
-    ).first()
-    if existing is not None:
-        raise Problem(
-            409, f"org_unit_id: a calendar for this org unit exists already ({existing[0]})", field="org_unit_id"
-        )
+    if body.org_unit_id is not None:
+        await org.check_references(session, principal.tenant_id, units=[("org_unit_id", body.org_unit_id)])
+    await _refuse_second_calendar(session, principal.tenant_id, body.org_unit_id)
     cal = BusinessCalendar(
         id=uuid.uuid4(),
         tenant_id=principal.tenant_id,
@@ -155,6 +162,9 @@ async def put_calendar(
     ).scalar_one_or_none()
     if cal is None:
         raise not_found("calendar", calendar_id)
+    if body.org_unit_id is not None:
+        await org.check_references(session, principal.tenant_id, units=[("org_unit_id", body.org_unit_id)])
+    await _refuse_second_calendar(session, principal.tenant_id, body.org_unit_id, but=cal.id)
     before = _calendar_snapshot(cal)
     cal.name = body.name
     cal.org_unit_id = body.org_unit_id
