@@ -31,8 +31,13 @@ def signal(**kw):
         ({"type": "keywords", "any_of": ["Refund"]}, signal(text="I want a refund now"), True),
         ({"type": "keywords", "any_of": ["Refund"], "case_sensitive": True}, signal(text="a refund"), False),
         ({"type": "keywords", "any_of": ["退款"]}, signal(keywords=["退款", "物流"]), True),
-        ({"type": "high_risk"}, signal(intents={"compliance-risk": 0.8}), True),
-        ({"type": "high_risk"}, signal(intents={"purchase-intent": 0.99}), False),
+        ({"type": "high_risk"}, signal(intents={"compliance_risk": 0.8}), True),
+        ({"type": "high_risk"}, signal(intents={"legal_threat": 0.7}), True),
+        ({"type": "high_risk"}, signal(intents={"purchase_intent": 0.99, "complaint": 0.99}), False),
+        ({"type": "high_risk", "intents": ["Media-Threat"]}, signal(intents={"media_threat": 0.9}), True),
+        # rules may spell intents either way; signals carry the nlp service's names
+        ({"type": "intent", "intent": "churn-risk", "min_score": 0.7}, signal(intents={"churn_risk": 0.8}), True),
+        ({"type": "intent", "intent": "churn_risk", "min_score": 0.7}, signal(intents={"churn_risk": 0.6}), False),
         ({"type": "high_risk", "phrases": ["12315"]}, signal(text="我要打12315"), True),
         ({"type": "aspect", "path": ["物流", "速度"]}, signal(aspects=[Aspect(["物流"], "negative", 0.9)]), False),
         ({"type": "aspect", "path": ["物流"]}, signal(aspects=[Aspect(["物流", "速度"], "positive", 0.9)]), True),
@@ -82,3 +87,32 @@ async def test_a_failed_branch_leaves_no_reason():
     )
     matched, reasons = await evaluate(cond, signal(text="太慢", sentiment="negative", sentiment_score=0.9))
     assert matched and reasons == ["sentiment negative (0.90)"]
+
+
+def test_signals_carry_the_nlp_service_intent_names():
+    from cx.events.v1 import events_pb2
+    from cx_alerts.signals.service import from_envelope
+    from cx_common.events import build_envelope
+
+    analysed = events_pb2.FeedbackAnalyzed(
+        context=events_pb2.FeedbackContext(feedback_id="f-1", org_unit_id="s1"),
+        intents=[events_pb2.IntentSignal(intent="Churn-Risk", score=0.9)],
+    )
+    envelope = build_envelope(tenant_id=uuid.uuid4(), event_type="feedback.analyzed", payload=analysed, source="ingest")
+    assert from_envelope(envelope).intents == {"churn_risk": pytest.approx(0.9)}
+
+
+async def test_a_regex_that_would_backtrack_for_ages_is_no_match_not_a_stall():
+    cond = CONDITION.validate_python(
+        {
+            "type": "any",
+            "conditions": [{"type": "regex", "patterns": ["(a|aa)+$"]}, {"type": "keywords", "any_of": ["b"]}],
+        }
+    )
+    # `re` would take longer than the age of the universe on this text; the rule goes on to its next branch
+    matched, reasons = await evaluate(cond, signal(text="a" * 5000 + "b"))
+    assert matched and reasons == ["keyword 'b'"]
+    matched, _ = await evaluate(
+        CONDITION.validate_python({"type": "regex", "patterns": ["(a|aa)+$"]}), signal(text="a" * 5000 + "!")
+    )
+    assert matched is False

@@ -16,9 +16,13 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal
 
+import regex
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cx_alerts.signals.service import Signal
+from cx_alerts.signals.service import Signal, intent_name
+from cx_common.logging import get_logger
+
+log = get_logger(__name__)
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -29,7 +33,15 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "!=": operator.ne,
 }
 
-HIGH_RISK_INTENTS = ("churn-risk", "complaint", "compliance-risk", "legal-threat", "media-exposure", "safety")
+# the nlp service's risk intents (cx.nlp.v1: churn_risk, regulator/media/legal threats, safety and compliance risk)
+HIGH_RISK_INTENTS = (
+    "churn_risk",
+    "regulator_threat",
+    "media_threat",
+    "legal_threat",
+    "safety_risk",
+    "compliance_risk",
+)
 
 
 class _Node(BaseModel):
@@ -58,8 +70,13 @@ class AspectCondition(_Node):
 
 class IntentCondition(_Node):
     type: Literal["intent"]
-    intent: str = Field(min_length=1)
+    intent: str = Field(min_length=1, max_length=64, description="e.g. churn_risk, complaint (churn-risk works too)")
     min_score: float = Field(default=0.5, ge=0, le=1)
+
+    @field_validator("intent")
+    @classmethod
+    def _spelling(cls, intent: str) -> str:
+        return intent_name(intent)
 
 
 class KeywordCondition(_Node):
@@ -69,16 +86,20 @@ class KeywordCondition(_Node):
 
 
 class RegexCondition(_Node):
+    """Patterns in Python `re` syntax, run by the `regex` engine with a time limit per text: a pattern that would
+    backtrack for minutes on some text (`(a|aa)+$`) counts as no match there instead of stalling all alerting."""
+
     type: Literal["regex"]
-    patterns: list[str] = Field(min_length=1)
+    patterns: list[Annotated[str, Field(min_length=1, max_length=1000)]] = Field(min_length=1, max_length=50)
 
     @field_validator("patterns")
     @classmethod
     def _compile(cls, patterns: list[str]) -> list[str]:
         for index, pattern in enumerate(patterns):
-            try:
+            try:  # `re` names the position best (an unclosed group: where it opens); the engine must take it too
                 re.compile(pattern)
-            except re.error as exc:
+                regex.compile(pattern)
+            except (re.error, regex.error) as exc:
                 raise ValueError(
                     f"pattern {index} is not a valid regular expression at position {exc.pos}: {exc.msg}"
                 ) from exc
@@ -89,9 +110,16 @@ class HighRiskCondition(_Node):
     """High-risk dialogue signals: any risk intent above `min_score`, or any of the risk phrases in the text."""
 
     type: Literal["high_risk"]
-    intents: list[str] = Field(default_factory=lambda: list(HIGH_RISK_INTENTS))
+    intents: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=lambda: list(HIGH_RISK_INTENTS)
+    )
     min_score: float = Field(default=0.6, ge=0, le=1)
     phrases: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+
+    @field_validator("intents")
+    @classmethod
+    def _spelling(cls, intents: list[str]) -> list[str]:
+        return [intent_name(i) for i in intents]
 
 
 class VolumeSpikeCondition(_Node):
@@ -142,6 +170,17 @@ NotCondition.model_rebuild()
 
 # (aspect key, since, until, org unit, negative only) -> count
 AspectCounter = Callable[[str, dt.datetime, dt.datetime, str | None, bool], Awaitable[int]]
+
+
+REGEX_TIMEOUT_S = 0.05
+
+
+def _search(pattern: str, text: str) -> bool:
+    try:
+        return regex.search(pattern, text, timeout=REGEX_TIMEOUT_S) is not None
+    except TimeoutError:
+        log.warning("rule_regex_timeout", pattern=pattern[:200], text_length=len(text))
+        return False
 
 
 class Evaluation:
@@ -209,7 +248,7 @@ class Evaluation:
                 return False
             case RegexCondition(patterns=patterns):
                 for p in patterns:
-                    if re.search(p, s.text):
+                    if _search(p, s.text):
                         self.reasons.append(f"pattern {p!r}")
                         return True
                 return False

@@ -19,6 +19,11 @@ SURVEY = "survey.response.submitted"
 FEEDBACK = "feedback.analyzed"
 
 
+def intent_name(name: str) -> str:
+    """One spelling of an intent: the nlp service's (`churn_risk`); `churn-risk` and `Churn-Risk` mean the same."""
+    return name.strip().casefold().replace("-", "_").replace(" ", "_")
+
+
 @dataclass
 class Aspect:
     path: list[str]
@@ -108,7 +113,7 @@ def from_envelope(envelope: events_pb2.Envelope) -> Signal:
             sentiment=f.sentiment,
             sentiment_score=f.sentiment_score,
             aspects=[Aspect(list(a.path), a.polarity, a.confidence, a.opinion) for a in f.aspects],
-            intents={i.intent: max(i.score, 0.0) for i in f.intents},
+            intents={intent_name(i.intent): max(i.score, 0.0) for i in f.intents},
             keywords=list(f.keywords),
             text=text,
             turns=turns,
@@ -138,7 +143,7 @@ def from_stored(row: RecentSignal) -> Signal:
         sentiment=s.get("sentiment", ""),
         sentiment_score=s.get("sentiment_score", 0.0),
         aspects=[Aspect(a["path"], a["polarity"], a["confidence"], a.get("opinion", "")) for a in s.get("aspects", [])],
-        intents=s.get("intents", {}),
+        intents={intent_name(k): v for k, v in s.get("intents", {}).items()},
         keywords=s.get("keywords", []),
         text=s.get("text", ""),
         turns=s.get("turns", []),
