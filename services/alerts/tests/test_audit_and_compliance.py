@@ -93,3 +93,60 @@ async def test_agent_compliance_scores_conversations_and_alerts_supervisors(env,
     assert cards["a-2"]["violations"]["missing_required:greeting"] == 1
     supervisor = (await client.get("/v1/notifications", headers=env.headers(tenant, user="u-s1"))).json()["items"]
     assert any(n["kind"] == "compliance" for n in supervisor)
+
+
+async def test_audit_query_filters(env, client):
+    tenant = uuid.uuid4()
+    await seed_org(env, client, tenant)
+    alice, bob = env.headers(tenant, user="alice"), env.headers(tenant, user="bob")
+    t = (await client.post("/v1/tickets", json={"title": "x", "org_unit_id": "s1"}, headers=alice)).json()
+    await client.post(f"/v1/tickets/{t['id']}/transitions", json={"status": "acknowledged", "version": 1}, headers=bob)
+    await client.put("/v1/sla-policies/P1", json={"first_response_minutes": 10, "resolution_minutes": 60}, headers=bob)
+    await client.post(f"/v1/tickets/{t['id']}/comments", json={"body": "note", "internal": True}, headers=alice)
+
+    async def actions(**params):
+        r = await client.get("/v1/audit", params=params, headers=alice)
+        assert r.status_code == 200, r.text
+        return [(e["actor_id"], e["entity_type"], e["action"]) for e in r.json()["items"]]
+
+    everything = (await client.get("/v1/audit", headers=alice)).json()["items"]
+    assert len(everything) == 4
+    assert await actions(actor_id="bob") == [("bob", "ticket", "status:acknowledged"), ("bob", "sla_policy", "set")]
+    assert await actions(entity_type="sla_policy") == [("bob", "sla_policy", "set")]
+    assert await actions(entity_type="ticket", entity_id=t["id"], actor_id="alice") == [
+        ("alice", "ticket", "created"),
+        ("alice", "ticket", "internal_note"),
+    ]
+    assert await actions(action="status:acknowledged") == [("bob", "ticket", "status:acknowledged")]
+    since = everything[2]["occurred_at"]
+    assert await actions(since=since) == [(e["actor_id"], e["entity_type"], e["action"]) for e in everything[2:]]
+    assert await actions(until=since) == [(e["actor_id"], e["entity_type"], e["action"]) for e in everything[:2]]
+    # filters and cursor together
+    page = (await client.get("/v1/audit", params={"actor_id": "alice", "limit": 1}, headers=alice)).json()
+    rest = (
+        await client.get("/v1/audit", params={"actor_id": "alice", "cursor": page["next_cursor"]}, headers=alice)
+    ).json()
+    assert [e["action"] for e in page["items"] + rest["items"]] == ["created", "internal_note"]
+    bad = await client.get("/v1/audit", params={"since": "yesterday"}, headers=alice)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "since"
+
+
+async def test_the_entries_of_one_transaction_chain_in_order(env, client):
+    """A detractor's alert and its ticket are audited in the consumer's one transaction: chained, in order."""
+    from alerts_testkit import NPS_RULE, response_event
+
+    tenant = uuid.uuid4()
+    h = env.headers(tenant)
+    await seed_org(env, client, tenant)
+    rule = (await client.post("/v1/rules", json=NPS_RULE, headers=h)).json()
+    await env.publish(tenant, "survey.response.submitted", response_event(nps=2))
+
+    async def audited():
+        items = (await client.get("/v1/audit", params={"actor_id": rule["id"]}, headers=h)).json()["items"]
+        return items if len(items) == 2 else None
+
+    raised, created = await eventually(audited)
+    assert (raised["entity_type"], raised["action"]) == ("alert", "raised")
+    assert (created["entity_type"], created["action"]) == ("ticket", "created")
+    assert created["prev_hash"] == raised["hash"] and created["id"] > raised["id"]
+    assert (await client.get("/v1/audit/verify", headers=h)).json()["intact"] is True

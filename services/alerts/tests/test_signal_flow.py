@@ -242,3 +242,27 @@ async def test_ops_endpoints_and_openapi(client):
     assert spec["info"]["title"] == "CX alerts service"
     for path in ("/v1/rules", "/v1/tickets/{ticket_id}/transitions", "/v1/tasks/{task_id}/accept", "/v1/audit"):
         assert path in spec["paths"]
+
+
+async def test_the_outbox_relay_is_woken_by_listen_notify_by_default(env):
+    """bench/time_to_alert: a LISTEN/NOTIFY-woken relay beats polling only; the default must stay the faster one."""
+    from cx_alerts.settings import Settings
+    from cx_local.pytest_plugin import app_client
+
+    assert Settings().outbox_listen is True
+    assert env.settings.outbox_listen is True
+    app = env.app()
+    async with app_client(app, env.tokens):
+        assert app.state.runtime.relay.database_url == env.settings.database_url
+        conn = await asyncpg.connect(env.db.admin_url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+
+            async def listening():
+                return await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND query ILIKE 'LISTEN%cx_outbox%'"
+                )
+
+            assert await eventually(listening) >= 1
+        finally:
+            await conn.close()

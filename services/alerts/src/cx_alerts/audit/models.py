@@ -13,10 +13,13 @@ from cx_alerts.database import Base
 
 class AuditEntry(Base):
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_entity", "tenant_id", "entity_type", "entity_id"),)
+    __table_args__ = (
+        Index("ix_audit_log_entity", "tenant_id", "entity_type", "entity_id"),
+        Index("ix_audit_log_tenant_chain", "tenant_id", "id"),  # the chain's head, the trail in order
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column()
     occurred_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     actor_type: Mapped[str] = mapped_column(String(16))  # user | rule | system
     actor_id: Mapped[str] = mapped_column(String(200))
