@@ -162,3 +162,61 @@ async def test_task_outcomes(gw, loaded, ev):
     assert body["measured"] == [{"metric": "csat", "tasks": 1, "avg_change": 2.5, "improved": 1}]
     overview = (await gw.client.get("/api/v1/analytics/overview", headers=manager)).json()
     assert overview["tasks_created"] == 1 and overview["tasks_completed"] == 1 and overview["tasks_accepted"] == 1
+
+
+async def test_overview_reports_the_freshness_of_the_read_model(gw, loaded):
+    body = (await gw.client.get("/api/v1/analytics/overview", headers=await gw.headers("viewer@demo.cx"))).json()
+    fresh = body["freshness"]
+    assert fresh["events"] >= 14 and fresh["last_event_at"] and fresh["applied_at"]
+    assert fresh["applied_at"] >= fresh["last_event_at"][:10]
+
+
+async def test_survey_results_are_scoped(gw, loaded):
+    owner = (await gw.client.get("/api/v1/analytics/surveys/s1", headers=await gw.headers("owner@demo.cx"))).json()
+    assert owner["responses"] == 5 and owner["nps"] == 0.0 and owner["csat"] == 3.5
+    assert sum(d["responses"] for d in owner["by_day"]) == 5
+    assert {u["name"]: u["responses"] for u in owner["by_org_unit"]}["上海南京路店 Shanghai Nanjing Rd"] == 2
+    manager = await gw.headers("store.manager@demo.cx")
+    mine = (await gw.client.get("/api/v1/analytics/surveys/s1", headers=manager)).json()
+    assert mine["responses"] == 2 and [u["responses"] for u in mine["by_org_unit"]] == [2]
+    assert (await gw.client.get("/api/v1/analytics/surveys/other", headers=manager)).json()["responses"] == 0
+    bad = await gw.client.get("/api/v1/analytics/surveys/a b", headers=manager)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "survey_id"
+
+
+async def test_competitor_mentions_are_counted_from_tracked_names_and_aliases(gw, loaded, ev):
+    analyst = await gw.headers("analyst@demo.cx")
+    bad = await gw.client.post("/api/v1/competitors", json={"name": "  "}, headers=analyst)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "name"
+    created = await gw.client.post(
+        "/api/v1/competitors", json={"name": "优衣库", "aliases": ["Uniqlo"]}, headers=analyst
+    )
+    assert created.status_code == 201, created.text
+    dup = await gw.client.post("/api/v1/competitors", json={"name": "优衣库"}, headers=analyst)
+    assert dup.status_code == 409 and dup.json()["field"] == "name"
+    viewer = await gw.headers("viewer@demo.cx")
+    assert (await gw.client.post("/api/v1/competitors", json={"name": "x"}, headers=viewer)).status_code == 403
+    u = loaded.units
+    for org, text, sentiment in [
+        (u["S-SH-01"], "比 UNIQLO 贵多了", "negative"),
+        (u["S-GZ-01"], "隔壁优衣库的试衣间更大", "neutral"),
+        (u["S-GZ-01"], "no competitor here", "positive"),
+    ]:
+        payload = ev.feedback(org, sentiment)
+        payload.text = text
+        await ev.publish(gw, "feedback.analyzed", payload, loaded.tenant_id)
+
+    async def counted():
+        r = await gw.client.get("/api/v1/analytics/terms?kind=competitor", headers=analyst)
+        items = r.json()["items"]
+        return items if items and items[0]["mentions"] == 2 else None
+
+    assert await ev.until(counted) == [{"term": "优衣库", "mentions": 2, "negative": 1}]
+    store = await gw.headers("store.manager@demo.cx")
+    mine = (await gw.client.get("/api/v1/analytics/terms?kind=competitor", headers=store)).json()["items"]
+    assert mine == [{"term": "优衣库", "mentions": 1, "negative": 1}]
+    listed = (await gw.client.get("/api/v1/competitors", headers=viewer)).json()
+    assert [(c["name"], c["aliases"]) for c in listed] == [("优衣库", ["Uniqlo"])]
+    gone = await gw.client.delete(f"/api/v1/competitors/{created.json()['id']}", headers=analyst)
+    assert gone.status_code == 204
+    assert (await gw.client.get("/api/v1/competitors", headers=viewer)).json() == []

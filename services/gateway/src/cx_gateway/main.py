@@ -11,7 +11,7 @@ from cx_common.app import Runtime, create_service_app
 from cx_common.events import EventConsumer
 from cx_common.grpc import insecure_channel
 from cx_gateway.analytics.projection import EVENT_TYPES, handle
-from cx_gateway.analytics.views import kpi_router
+from cx_gateway.analytics.views import competitor_router, kpi_router
 from cx_gateway.analytics.views import router as analytics_router
 from cx_gateway.console.views import router as console_router
 from cx_gateway.console.views import static_app
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             org_router,
             analytics_router,
             kpi_router,
+            competitor_router,
             nlp_router,
             proxy_router,
             console_router,

@@ -1,7 +1,18 @@
 import datetime as dt
 import uuid
 
-from sqlalchemy import Date, DateTime, Float, Integer, PrimaryKeyConstraint, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cx_common.db import TenantMixin, TimestampMixin, new_id
@@ -166,14 +177,39 @@ class ResponseFact(TenantMixin, Base):
     """One slim row per survey response, for X+O fusion with customer attributes (joined at query time)."""
 
     __tablename__ = "response_facts"
+    __table_args__ = (Index("ix_gateway_response_facts_survey", "tenant_id", "survey_id", "day"),)
 
     response_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    survey_id: Mapped[str] = mapped_column(String(64), default="")
     day: Mapped[dt.date] = mapped_column(Date, index=True)
     org_unit_id: Mapped[uuid.UUID] = mapped_column()
     customer_key: Mapped[str] = mapped_column(String(200), default="", index=True)
     nps: Mapped[int | None] = mapped_column(Integer, nullable=True)
     csat: Mapped[float | None] = mapped_column(Float, nullable=True)
     ces: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Freshness(Base):
+    """How current a tenant's read model is: when the latest applied event happened and when it was applied."""
+
+    __tablename__ = "analytics_freshness"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    last_event_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    applied_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    events: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Competitor(TenantMixin, TimestampMixin, Base):
+    """A competitor the tenant tracks: analysed feedback mentioning its name or an alias counts as a
+    `competitor` term (from the time it is added on)."""
+
+    __tablename__ = "competitors"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100))
+    aliases: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of strings
 
 
 class CustomerAttributes(TenantMixin, TimestampMixin, Base):

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,8 +18,10 @@ from cx_gateway.analytics import subtree
 from cx_gateway.analytics.models import (
     UNKNOWN_ORG,
     AspectRollup,
+    Competitor,
     CustomerAttributes,
     DailyRollup,
+    Freshness,
     ResponseFact,
     TaskState,
     TermRollup,
@@ -141,6 +143,7 @@ async def on_response(session: AsyncSession, tenant: uuid.UUID, env: events_pb2.
     stmt = insert(cast(Table, ResponseFact.__table__)).values(
         tenant_id=tenant,
         response_id=e.response_id[:64] or env.event_id,
+        survey_id=e.survey_id[:64],
         day=dims["day"],
         org_unit_id=unit,
         customer_key=e.customer_key[:200],
@@ -199,6 +202,7 @@ async def on_feedback(session: AsyncSession, tenant: uuid.UUID, env: events_pb2.
     found.update(("keyword", k.strip().lower()[:200]) for k in e.keywords if k.strip())
     if ctx.product_sku:
         found.add(("sku", ctx.product_sku[:200]))
+    found.update(("competitor", name) for name in await _competitors_in(session, tenant, e))
     terms = sorted(found)
     await _bump_terms(session, unit_dims, terms, negative)
     await subtree.add_terms(session, tenant, scopes, day, terms, negative)
@@ -317,9 +321,40 @@ async def on_odata(session: AsyncSession, tenant: uuid.UUID, env: events_pb2.Env
     await session.flush()
 
 
+async def _competitors_in(session: AsyncSession, tenant: uuid.UUID, e: events_pb2.FeedbackAnalyzed) -> list[str]:
+    """The tenant's tracked competitors whose name or an alias occurs in the text, a turn or a keyword."""
+    query = select(Competitor.name, Competitor.aliases).where(Competitor.tenant_id == tenant)
+    rows = (await session.execute(query)).all()
+    if not rows:
+        return []
+    haystack = "\n".join([e.text, *(t.text for t in e.turns), *e.keywords]).casefold()
+    found = []
+    for name, aliases in rows:
+        needles = [name, *(a for a in json.loads(aliases or "[]") if isinstance(a, str))]
+        if any(n.strip() and n.strip().casefold() in haystack for n in needles):
+            found.append(name[:200])
+    return found
+
+
+async def _fresh(session: AsyncSession, tenant: uuid.UUID, env: events_pb2.Envelope) -> None:
+    occurred = _dt(env.occurred_at) or dt.datetime.now(dt.UTC)
+    table = cast(Table, Freshness.__table__)
+    stmt = insert(table).values(tenant_id=tenant, last_event_at=occurred, applied_at=func.now(), events=1)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["tenant_id"],
+        set_={
+            "last_event_at": func.greatest(table.c.last_event_at, stmt.excluded.last_event_at),
+            "applied_at": stmt.excluded.applied_at,
+            "events": table.c.events + 1,
+        },
+    )
+    await session.execute(stmt)
+
+
 async def handle(session: AsyncSession, env: events_pb2.Envelope) -> None:
     tenant = uuid.UUID(env.tenant_id)
     kind = env.WhichOneof("payload")
+    await _fresh(session, tenant, env)
     if kind == "survey_response_submitted":
         await on_response(session, tenant, env)
     elif kind == "feedback_analyzed":

@@ -1,7 +1,8 @@
 import datetime as dt
 import uuid
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from cx_gateway.analytics.formula import FormulaError, parse
 from cx_gateway.analytics.service import METRIC_NAMES
@@ -46,3 +47,24 @@ class KpiValue(BaseModel):
     name: str
     value: float | None
     variables: dict[str, float | None]
+
+
+class CompetitorCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100, description="how the term is reported")
+    aliases: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=20, description="other spellings, matched case-insensitively"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _stripped(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+
+class CompetitorRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    aliases: list[str]
+    created_at: dt.datetime

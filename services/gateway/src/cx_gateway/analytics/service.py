@@ -16,6 +16,7 @@ from cx_gateway.analytics.models import (
     AspectRollup,
     CustomerAttributes,
     DailyRollup,
+    Freshness,
     ResponseFact,
     SubtreeAspects,
     SubtreeDaily,
@@ -350,6 +351,77 @@ async def terms(session: AsyncSession, scope: OrgScope, f: Filters, kind: str, l
         {"term": r["term"], "mentions": int(r["mentions"]), "negative": int(r["negative"])}
         for r in (await session.execute(query)).mappings()
     ]
+
+
+async def freshness(session: AsyncSession, tenant: uuid.UUID) -> dict[str, Any]:
+    """When the latest event applied to this tenant's read model happened and was applied (None: nothing yet)."""
+    row = await session.get(Freshness, tenant)
+    if row is None:
+        return {"last_event_at": None, "applied_at": None, "events": 0}
+    return {
+        "last_event_at": row.last_event_at.isoformat(),
+        "applied_at": row.applied_at.isoformat(),
+        "events": int(row.events),
+    }
+
+
+def _response_metrics(r: Any) -> dict[str, Any]:
+    n = int(r["nps_count"])
+    return {
+        "responses": int(r["responses"]),
+        "nps": round((int(r["promoters"]) - int(r["detractors"])) * 100.0 / n, 2) if n else None,
+        "nps_count": n,
+        "promoters": int(r["promoters"]),
+        "detractors": int(r["detractors"]),
+        "csat": _round(r["csat"]),
+        "ces": _round(r["ces"]),
+    }
+
+
+def _response_aggregates() -> list[Any]:
+    r_ = ResponseFact
+    return [
+        func.count().label("responses"),
+        func.count(r_.nps).label("nps_count"),
+        func.count(r_.nps).filter(r_.nps >= 9).label("promoters"),
+        func.count(r_.nps).filter(r_.nps <= 6).label("detractors"),
+        func.avg(r_.csat).label("csat"),
+        func.avg(r_.ces).label("ces"),
+    ]
+
+
+async def survey_results(session: AsyncSession, scope: OrgScope, f: Filters, survey_id: str) -> dict[str, Any]:
+    """One survey's results in scope: totals, by day and by org unit (where the responses were collected)."""
+    r_ = ResponseFact
+    base = [
+        r_.tenant_id == scope.tenant_id,
+        r_.survey_id == survey_id,
+        r_.day >= f.date_from,
+        r_.day <= f.date_to,
+        scope_clause(r_.org_unit_id, scope),
+    ]
+    total = (await session.execute(select(*_response_aggregates()).where(*base))).mappings().one()
+    days = (
+        await session.execute(select(r_.day, *_response_aggregates()).where(*base).group_by(r_.day).order_by(r_.day))
+    ).mappings()
+    units = (
+        await session.execute(
+            select(r_.org_unit_id, func.coalesce(OrgUnit.name, literal("—")).label("name"), *_response_aggregates())
+            .outerjoin(OrgUnit, and_(OrgUnit.tenant_id == r_.tenant_id, OrgUnit.id == r_.org_unit_id))
+            .where(*base)
+            .group_by(r_.org_unit_id, OrgUnit.name)
+            .order_by(func.count().desc(), OrgUnit.name)
+            .limit(100)
+        )
+    ).mappings()
+    return {
+        "survey_id": survey_id,
+        **_response_metrics(total),
+        "by_day": [{"day": str(d["day"]), **_response_metrics(d)} for d in days],
+        "by_org_unit": [
+            {"org_unit_id": str(u["org_unit_id"]), "name": u["name"], **_response_metrics(u)} for u in units
+        ],
+    }
 
 
 async def fusion(

@@ -1,8 +1,10 @@
 import datetime as dt
+import json
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Path as PathParam
 from sqlalchemy import select
 
 from cx_common.app import SessionDep
@@ -11,8 +13,8 @@ from cx_common.errors import Problem, conflict, not_found
 from cx_common.pagination import Page, clamp_limit, decode_cursor, encode_cursor
 from cx_gateway.analytics import service
 from cx_gateway.analytics.formula import evaluate, parse
-from cx_gateway.analytics.models import Kpi
-from cx_gateway.analytics.schemas import KpiCreate, KpiRead, KpiValue
+from cx_gateway.analytics.models import Competitor, Kpi
+from cx_gateway.analytics.schemas import CompetitorCreate, CompetitorRead, KpiCreate, KpiRead, KpiValue
 from cx_gateway.deps import ScopeDep
 from cx_gateway.identity.deps import require
 from cx_gateway.org import service as org_service
@@ -21,10 +23,12 @@ from cx_gateway.org.service import OrgScope
 
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
 kpi_router = APIRouter(prefix="/api/v1/kpis", tags=["kpis"])
+competitor_router = APIRouter(prefix="/api/v1/competitors", tags=["analytics"])
 
 Reader = Annotated[Principal, Depends(require("analytics:read"))]
 KpiReader = Annotated[Principal, Depends(require("kpis:read"))]
 KpiWriter = Annotated[Principal, Depends(require("kpis:write"))]
+AnalyticsWriter = Annotated[Principal, Depends(require("analytics:write"))]
 MAX_RANGE_DAYS = 731
 
 
@@ -68,9 +72,14 @@ Scoped = Annotated[tuple[OrgScope, OrgUnit | None], Depends(narrowed_scope)]
 FiltersDep = Annotated[service.Filters, Depends(filters)]
 
 
-@router.get("/overview", summary="Headline metrics: NPS/CSAT/CES, sentiment, needs, tickets + SLA, tasks")
+@router.get(
+    "/overview",
+    summary="Headline metrics: NPS/CSAT/CES, sentiment, needs, tickets + SLA, tasks; `freshness` of the read model",
+)
 async def overview(session: SessionDep, _: Reader, scoped: Scoped, f: FiltersDep) -> dict[str, Any]:
-    return await service.overview(session, scoped[0], f)
+    body = await service.overview(session, scoped[0], f)
+    body["freshness"] = await service.freshness(session, scoped[0].tenant_id)
+    return body
 
 
 @router.get("/drilldown", summary="Metrics per child org unit (subtree totals) of `org_unit_id` (default: yours)")
@@ -110,13 +119,13 @@ async def aspects(
     return {"level": level, "items": await service.aspects(session, scoped[0], f, level, parent, limit)}
 
 
-@router.get("/terms", summary="Top intents, keywords or product SKUs")
+@router.get("/terms", summary="Top intents, keywords, product SKUs or tracked competitors")
 async def terms(
     session: SessionDep,
     _: Reader,
     scoped: Scoped,
     f: FiltersDep,
-    kind: Literal["keyword", "intent", "sku"] = "keyword",
+    kind: Literal["keyword", "intent", "sku", "competitor"] = "keyword",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     return {"kind": kind, "items": await service.terms(session, scoped[0], f, kind, limit)}
@@ -136,6 +145,17 @@ async def fusion(
         "attribute": attribute,
         "items": await service.fusion(session, scoped[0], f, source, attribute),
     }
+
+
+@router.get("/surveys/{survey_id}", summary="One survey's results in scope: totals, by day, by org unit")
+async def survey_results(
+    survey_id: Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
+    session: SessionDep,
+    _: Reader,
+    scoped: Scoped,
+    f: FiltersDep,
+) -> dict[str, Any]:
+    return await service.survey_results(session, scoped[0], f, survey_id)
 
 
 @router.get("/tasks", summary="Improvement task outcomes: counts by status, measured before/after change")
@@ -201,3 +221,45 @@ async def kpi_values(
                 )
             )
     return out
+
+
+def _competitor(row: Competitor) -> CompetitorRead:
+    return CompetitorRead(id=row.id, name=row.name, aliases=json.loads(row.aliases or "[]"), created_at=row.created_at)
+
+
+@competitor_router.post(
+    "", status_code=201, response_model=CompetitorRead, summary="Track a competitor in analysed feedback (from now on)"
+)
+async def create_competitor(body: CompetitorCreate, session: SessionDep, principal: AnalyticsWriter) -> CompetitorRead:
+    exists = await session.scalar(
+        select(Competitor.id).where(Competitor.tenant_id == principal.tenant_id, Competitor.name == body.name)
+    )
+    if exists:
+        raise conflict(f"name: competitor {body.name!r} is tracked already", field="name")
+    aliases = sorted({a for a in body.aliases if a.casefold() != body.name.casefold()})
+    row = Competitor(tenant_id=principal.tenant_id, name=body.name, aliases=json.dumps(aliases, ensure_ascii=False))
+    session.add(row)
+    await session.flush()
+    await session.refresh(row)
+    await session.commit()
+    return _competitor(row)
+
+
+@competitor_router.get("", response_model=list[CompetitorRead], summary="Tracked competitors")
+async def list_competitors(session: SessionDep, principal: Reader) -> list[CompetitorRead]:
+    rows = await session.execute(
+        select(Competitor).where(Competitor.tenant_id == principal.tenant_id).order_by(Competitor.name).limit(500)
+    )
+    return [_competitor(r) for r in rows.scalars()]
+
+
+@competitor_router.delete("/{competitor_id}", status_code=204, summary="Stop tracking (counted mentions stay)")
+async def delete_competitor(competitor_id: uuid.UUID, session: SessionDep, principal: AnalyticsWriter) -> Response:
+    row = await session.scalar(
+        select(Competitor).where(Competitor.tenant_id == principal.tenant_id, Competitor.id == competitor_id)
+    )
+    if row is None:
+        raise not_found("competitor", competitor_id)
+    await session.delete(row)
+    await session.commit()
+    return Response(status_code=204)
