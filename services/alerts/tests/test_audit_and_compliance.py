@@ -150,3 +150,52 @@ async def test_the_entries_of_one_transaction_chain_in_order(env, client):
     assert (created["entity_type"], created["action"]) == ("ticket", "created")
     assert created["prev_hash"] == raised["hash"] and created["id"] > raised["id"]
     assert (await client.get("/v1/audit/verify", headers=h)).json()["intact"] is True
+
+
+async def test_scorecards_over_time_and_within_the_callers_subtree(env, client):
+    import datetime as dt
+
+    tenant = uuid.uuid4()
+    h = env.headers(tenant)
+    await seed_org(env, client, tenant)
+    assert (await client.post("/v1/compliance/profiles", json=PROFILE, headers=h)).status_code == 201
+    good = [("agent", "您好"), ("agent", "先核实一下"), ("agent", "感谢来电")]
+    bad = [("agent", "喂"), ("agent", "再见")]
+    day1 = env.clock.now()
+    last = None
+    for when, agent, store, turns in [
+        (day1, "a-1", "s1", good),
+        (day1 + dt.timedelta(hours=1), "a-1", "s1", bad),
+        (day1 + dt.timedelta(days=1), "a-1", "s1", good),
+        (day1 + dt.timedelta(days=1), "a-2", "s2", bad),
+    ]:
+        env.clock.set(when)
+        last = await env.publish(
+            tenant, "feedback.analyzed", feedback_event(turns=turns, agent=agent, store=store, sentiment="neutral")
+        )
+
+    async def scored():
+        r = await client.get("/v1/compliance/results", params={"limit": 10}, headers=h)
+        return len(r.json()) == 4
+
+    await eventually(scored)
+    assert last is not None
+    params = {"since": (day1 - dt.timedelta(days=1)).isoformat(), "interval": "day"}
+    cards = {c["agent_id"]: c for c in (await client.get("/v1/compliance/scorecards", params=params, headers=h)).json()}
+    assert set(cards) == {"a-1", "a-2"}
+    trend = cards["a-1"]["trend"]
+    assert [p["period_start"] for p in trend] == [str(day1.date()), str((day1 + dt.timedelta(days=1)).date())]
+    assert [(p["conversations"], p["pass_rate"]) for p in trend] == [(2, 0.5), (1, 1.0)]
+    assert cards["a-1"]["conversations"] == 3
+    # a store manager sees the agents of their store only, in scorecards and results alike
+    store1 = env.headers(tenant, user="u-s1", org="s1")
+    mine = (await client.get("/v1/compliance/scorecards", params=params, headers=store1)).json()
+    assert [c["agent_id"] for c in mine] == ["a-1"]
+    results = (await client.get("/v1/compliance/results", headers=store1)).json()
+    assert {r["agent_id"] for r in results} == {"a-1"} and len(results) == 3
+    region = env.headers(tenant, user="u-east", org="east")
+    assert len((await client.get("/v1/compliance/scorecards", params=params, headers=region)).json()) == 2
+    weekly = (await client.get("/v1/compliance/scorecards", params={**params, "interval": "week"}, headers=h)).json()
+    assert [p["period_start"] for p in weekly[0]["trend"]] == ["2026-11-23"]  # both days in the week of Monday 23rd
+    bad_interval = await client.get("/v1/compliance/scorecards", params={"interval": "hour"}, headers=h)
+    assert bad_interval.status_code == 422 and bad_interval.json()["errors"][0]["field"] == "interval"

@@ -59,9 +59,21 @@ class ResultRead(BaseModel):
     violations: list[dict[str, Any]]
 
 
+Interval = Literal["day", "week"]
+
+
+class ScorePoint(BaseModel):
+    period_start: dt.date = Field(description="the day, or the Monday of the ISO week (UTC)")
+    conversations: int
+    average_score: float
+    pass_rate: float
+    violations: dict[str, int]
+
+
 class Scorecard(BaseModel):
     agent_id: str
     conversations: int
     average_score: float
     pass_rate: float
     violations: dict[str, int]
+    trend: list[ScorePoint] = Field(default_factory=list, description="per period, oldest first (with `interval`)")

@@ -6,16 +6,17 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cx_alerts.alerts.models import Alert
 from cx_alerts.compliance.models import ComplianceProfile, ComplianceResult
-from cx_alerts.compliance.schemas import ComplianceDefinition, Scorecard
+from cx_alerts.compliance.schemas import ComplianceDefinition, Interval, Scorecard, ScorePoint
 from cx_alerts.context import Ctx
 from cx_alerts.notifications import service as notifications
 from cx_alerts.org import service as org
+from cx_alerts.org.models import OrgUnit
 from cx_alerts.signals.service import Signal
 
 
@@ -121,9 +122,46 @@ async def check_conversation(session: AsyncSession, ctx: Ctx, signal: Signal, or
     return alerts
 
 
+def in_subtree(column: Any, tenant_id: uuid.UUID, unit_id: str) -> Any:
+    """`column` names the unit `unit_id` or one below it (the local org projection knows the ancestors)."""
+    below = select(OrgUnit.id).where(
+        OrgUnit.tenant_id == tenant_id, or_(OrgUnit.id == unit_id, OrgUnit.ancestor_ids.contains([unit_id]))
+    )
+    return column.in_(below)
+
+
+def period_start(moment: dt.datetime, interval: Interval) -> dt.date:
+    day = moment.astimezone(dt.UTC).date()
+    return day - dt.timedelta(days=day.weekday()) if interval == "week" else day
+
+
+def _card(rows: list[ComplianceResult]) -> dict[str, Any]:
+    violations: dict[str, int] = {}
+    for row in rows:
+        for v in row.violations:
+            key = f"{v['kind']}:{v['item']}"
+            violations[key] = violations.get(key, 0) + 1
+    return {
+        "conversations": len(rows),
+        "average_score": round(sum(r.score for r in rows) / len(rows), 4),
+        "pass_rate": round(sum(1 for r in rows if r.passed) / len(rows), 4),
+        "violations": violations,
+    }
+
+
 async def scorecards(
-    session: AsyncSession, tenant_id: uuid.UUID, *, since: dt.datetime, until: dt.datetime, agent_id: str | None
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    *,
+    since: dt.datetime,
+    until: dt.datetime,
+    agent_id: str | None,
+    org_unit_id: str | None = None,
+    interval: Interval | None = None,
 ) -> list[Scorecard]:
+    """Per agent over [since, until): conversations, average score, pass rate, violations by kind; with `interval`
+    also the same figures per day or ISO week (UTC), oldest first. `org_unit_id`: only conversations of that unit and
+    the units below it."""
     query = select(ComplianceResult).where(
         ComplianceResult.tenant_id == tenant_id,
         ComplianceResult.occurred_at >= since,
@@ -131,22 +169,18 @@ async def scorecards(
     )
     if agent_id:
         query = query.where(ComplianceResult.agent_id == agent_id)
-    cards: dict[str, dict[str, Any]] = {}
-    for row in (await session.execute(query)).scalars():
-        card = cards.setdefault(row.agent_id, {"n": 0, "score": 0.0, "passed": 0, "violations": {}})
-        card["n"] += 1
-        card["score"] += row.score
-        card["passed"] += int(row.passed)
-        for v in row.violations:
-            key = f"{v['kind']}:{v['item']}"
-            card["violations"][key] = card["violations"].get(key, 0) + 1
-    return [
-        Scorecard(
-            agent_id=agent,
-            conversations=c["n"],
-            average_score=round(c["score"] / c["n"], 4),
-            pass_rate=round(c["passed"] / c["n"], 4),
-            violations=c["violations"],
-        )
-        for agent, c in sorted(cards.items())
-    ]
+    if org_unit_id:
+        query = query.where(in_subtree(ComplianceResult.org_unit_id, tenant_id, org_unit_id))
+    by_agent: dict[str, list[ComplianceResult]] = {}
+    for row in (await session.execute(query.order_by(ComplianceResult.occurred_at))).scalars():
+        by_agent.setdefault(row.agent_id, []).append(row)
+    cards = []
+    for agent, rows in sorted(by_agent.items()):
+        trend: list[ScorePoint] = []
+        if interval is not None:
+            periods: dict[dt.date, list[ComplianceResult]] = {}
+            for row in rows:
+                periods.setdefault(period_start(row.occurred_at, interval), []).append(row)
+            trend = [ScorePoint(period_start=p, **_card(items)) for p, items in sorted(periods.items())]
+        cards.append(Scorecard(agent_id=agent, trend=trend, **_card(rows)))
+    return cards

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from cx_alerts.audit import service as audit
 from cx_alerts.compliance import service
 from cx_alerts.compliance.models import ComplianceProfile, ComplianceResult
-from cx_alerts.compliance.schemas import ProfileCreate, ProfileRead, ResultRead, Scorecard
+from cx_alerts.compliance.schemas import Interval, ProfileCreate, ProfileRead, ResultRead, Scorecard
 from cx_alerts.context import CtxDep
 from cx_common.app import SessionDep
 from cx_common.auth import Principal, require_scopes
@@ -61,13 +61,17 @@ async def list_results(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[ResultRead]:
     query = select(ComplianceResult).where(ComplianceResult.tenant_id == principal.tenant_id)
+    if principal.org_unit_id is not None:  # a unit sees its own conversations and those below it
+        query = query.where(
+            service.in_subtree(ComplianceResult.org_unit_id, principal.tenant_id, principal.org_unit_id)
+        )
     if agent_id:
         query = query.where(ComplianceResult.agent_id == agent_id)
     rows = await session.execute(query.order_by(ComplianceResult.occurred_at.desc()).limit(limit))
     return [ResultRead.model_validate(r) for r in rows.scalars()]
 
 
-@router.get("/scorecards", response_model=list[Scorecard], summary="Per-agent scorecards over a period")
+@router.get("/scorecards", response_model=list[Scorecard], summary="Per-agent scorecards over a period (and trend)")
 async def get_scorecards(
     session: SessionDep,
     principal: Reader,
@@ -75,6 +79,7 @@ async def get_scorecards(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     agent_id: str | None = None,
+    interval: Annotated[Interval | None, Query(description="add a trend per day or week")] = None,
 ) -> list[Scorecard]:
     now = ctx.now()
     return await service.scorecards(
@@ -83,4 +88,6 @@ async def get_scorecards(
         since=since or now - dt.timedelta(days=30),
         until=until or now + dt.timedelta(seconds=1),
         agent_id=agent_id,
+        org_unit_id=principal.org_unit_id,
+        interval=interval,
     )
