@@ -185,6 +185,12 @@ class Upstream:
                     return JSONResponse(t)
             return not_found()
 
+        @app.get("/v1/audit")
+        async def audit(request: Request, entity_id: str | None = None) -> dict[str, Any]:
+            await who(request)  # like alerts: the trail is tenant-wide, not scoped by org unit
+            entries = [{"id": i, "entity_id": t["id"], "action": "created"} for i, t in enumerate(self.tickets)]
+            return {"items": [e for e in entries if entity_id in (None, e["entity_id"])], "next_cursor": None}
+
         @app.get("/v1/calendars")
         async def list_calendars(request: Request) -> list[dict[str, Any]]:
             await who(request)  # like alerts: every business calendar of the tenant

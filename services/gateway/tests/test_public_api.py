@@ -235,3 +235,18 @@ async def test_each_resource_has_its_own_scope_rule(gw, demo, world):
     analyst = await gw.headers("analyst@demo.cx")  # at the root unit: the whole tenant
     assert len((await gw.client.get("/api/v1/tickets?limit=10", headers=analyst)).json()["items"]) == 5
     assert (await gw.client.get("/api/v1/tickets/nowhere", headers=analyst)).status_code == 200
+
+
+async def test_org_scoped_callers_read_the_audit_trail_of_visible_tickets_only(gw, demo, world):
+    store = await gw.headers("store.manager@demo.cx")  # t0 is theirs, t1 belongs to S-GZ-01
+    whole = await gw.client.get("/api/v1/audit", headers=store)
+    assert whole.status_code == 403 and whole.json()["field"] == "entity_id"
+    mine = await gw.client.get("/api/v1/audit", params={"entity_type": "ticket", "entity_id": "t0"}, headers=store)
+    assert mine.status_code == 200 and [e["entity_id"] for e in mine.json()["items"]] == ["t0"]
+    other = await gw.client.get("/api/v1/audit", params={"entity_type": "ticket", "entity_id": "t1"}, headers=store)
+    assert other.status_code == 404 and other.headers["content-type"] == "application/problem+json"
+    odd = await gw.client.get("/api/v1/audit", params={"entity_type": "ticket", "entity_id": "../x"}, headers=store)
+    assert odd.status_code == 422 and odd.json()["field"] == "entity_id"
+    assert (await gw.client.get("/api/v1/audit/verify", headers=store)).status_code == 403
+    analyst = await gw.headers("analyst@demo.cx")  # at the root unit: the whole trail
+    assert len((await gw.client.get("/api/v1/audit", headers=analyst)).json()["items"]) == 5

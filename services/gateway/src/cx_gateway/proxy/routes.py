@@ -20,7 +20,7 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route("surveys", "survey", "/v1/surveys", "surveys", "Surveys, versions, questions, results"),
     Route("responses", "survey", "/v1/responses", "responses", "Survey responses"),
-    Route("journeys", "survey", "/v1/journeys", "surveys", "Customer journeys and stages"),
+    Route("journey-stages", "survey", "/v1/journey-stages", "surveys", "Customer journey stages"),
     Route("touchpoints", "survey", "/v1/touchpoints", "surveys", "Touchpoints"),
     Route("distributions", "survey", "/v1/distributions", "surveys", "Survey distributions"),
     Route("feedback", "ingest", "/v1/feedback", "feedback", "Feedback items and their analysis"),

@@ -77,3 +77,20 @@ def filter_scoped(body: Any, rule: ScopeRule, caller: CallerUnits) -> tuple[Any,
     if isinstance(body, list):
         return [i for i in body if visible(i, rule, caller)], True
     return body, visible(body, rule, caller)
+
+
+# The audit trail (alerts) is tenant-wide and not scoped by org unit: callers below the root may read only the
+# entries of a ticket or task they can see.
+AUDITED = {"ticket": "tickets", "task": "tasks"}
+
+
+def audit_subject(rest: str, params: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """(resource, item id) an org-scoped caller's audit query is limited to; None when it is not so limited."""
+    if rest:
+        return None
+    values = dict(params)
+    kinds = [v for k, v in params if k == "entity_type"]
+    ids = [v for k, v in params if k == "entity_id"]
+    if len(kinds) != 1 or len(ids) != 1 or values["entity_type"] not in AUDITED or not ids[0]:
+        return None
+    return AUDITED[kinds[0]], ids[0]

@@ -6,6 +6,7 @@ answer by the resource's rule in `scoping.py` (defence in depth: out-of-scope it
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import cast
 
@@ -23,7 +24,7 @@ from cx_gateway.org.models import OrgUnit
 from cx_gateway.org.service import scope_of
 from cx_gateway.proxy.client import Upstreams
 from cx_gateway.proxy.routes import ROUTES, Route, Upstream, required_scope
-from cx_gateway.proxy.scoping import CallerUnits, ScopeRule, filter_scoped, rule_for, visible
+from cx_gateway.proxy.scoping import CallerUnits, ScopeRule, audit_subject, filter_scoped, rule_for, visible
 from cx_gateway.settings import Settings
 
 router = APIRouter(prefix="/api/v1")
@@ -75,6 +76,32 @@ async def ensure_item_visible(
         raise Problem(404, f"{what} not found")
 
 
+async def ensure_audit_visible(
+    upstreams: Upstreams, rest: str, params: list[tuple[str, str]], authorization: str, caller: CallerUnits
+) -> None:
+    """Org-scoped callers read the (tenant-wide) audit trail only for a ticket or task they can see."""
+    subject = audit_subject(rest, params)
+    if subject is None:
+        raise Problem(
+            403,
+            "audit: the trail spans the whole tenant; below the root unit ask for the entries of one ticket or task "
+            "you can see (entity_type=ticket|task and entity_id)",
+            field="entity_id",
+        )
+    resource, item = subject
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", item):
+        raise Problem(422, "entity_id: not an id", field="entity_id")
+    answer = await upstreams.request("alerts", "GET", f"/v1/{resource}/{item}", authorization=authorization)
+    body: object = None
+    if answer.status_code == 200 and answer.is_json:
+        try:
+            body = json.loads(answer.content)
+        except ValueError:
+            body = None
+    if not isinstance(body, dict) or not visible(body, rule_for(resource), caller):
+        raise Problem(404, f"{resource[:-1]} {item} not found")
+
+
 def _make_endpoint(route: Route) -> Callable[..., Awaitable[Response]]:
     async def forward(request: Request, rest: str = "") -> Response:
         principal = await gateway_principal(request)
@@ -86,6 +113,9 @@ def _make_endpoint(route: Route) -> Callable[..., Awaitable[Response]]:
         upstreams = cast(Upstreams, request.app.state.runtime.extras["upstreams"])
         path = route.upstream_prefix + (f"/{rest}" if rest else "")
         authorization = await upstream_authorization(request, principal)
+        params = list(request.query_params.multi_items())
+        if route.resource == "audit" and caller.subtree is not None:
+            await ensure_audit_visible(upstreams, rest, params, authorization, caller)
         if request.method != "GET" and rest:
             item = rest.split("/", 1)[0].split(":", 1)[0]
             item_path = f"{route.upstream_prefix}/{item}"
@@ -95,7 +125,7 @@ def _make_endpoint(route: Route) -> Callable[..., Awaitable[Response]]:
             request.method,
             path,
             authorization=authorization,
-            params=list(request.query_params.multi_items()),
+            params=params,
             headers=request.headers,
             content=await request.body() if request.method not in ("GET", "HEAD", "DELETE") else None,
         )
