@@ -220,3 +220,25 @@ async def test_competitor_mentions_are_counted_from_tracked_names_and_aliases(gw
     gone = await gw.client.delete(f"/api/v1/competitors/{created.json()['id']}", headers=analyst)
     assert gone.status_code == 204
     assert (await gw.client.get("/api/v1/competitors", headers=viewer)).json() == []
+
+
+async def test_fusion_by_order_value_band_and_store_size(gw, loaded, ev):
+    from cx.events.v1 import events_pb2
+
+    for key, value in (("c1", "350"), ("c3", "80.5"), ("c2", "not a number")):
+        order = events_pb2.ODataUpserted(kind="orders", record_key=f"o-{key}", customer_key=key)
+        order.attributes["order_value"] = value
+        await ev.publish(gw, "odata.upserted", order, loaded.tenant_id)
+    analyst = await gw.headers("analyst@demo.cx")
+
+    async def banded():
+        r = await gw.client.get("/api/v1/analytics/fusion?attribute=order_value_band", headers=analyst)
+        items = {i["value"]: i for i in r.json()["items"]}
+        return items if {"300-999", "<100"} <= set(items) else None
+
+    items = await ev.until(banded)
+    assert items["300-999"]["responses"] == 2 and items["300-999"]["nps"] == 0.0  # c1: a 10 and a 0
+    assert items["<100"]["responses"] == 1 and items["(none)"]["responses"] == 2  # c2 (no number) and the anonymous
+    sizes = (await gw.client.get("/api/v1/analytics/fusion?source=org&attribute=size", headers=analyst)).json()
+    by_size = {i["value"]: i["responses"] for i in sizes["items"] if i["responses"]}
+    assert by_size == {"large": 3, "medium": 1, "small": 1}  # (the CX department only has a task: no responses)

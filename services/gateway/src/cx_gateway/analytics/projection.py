@@ -301,6 +301,20 @@ async def on_task(session: AsyncSession, tenant: uuid.UUID, env: events_pb2.Enve
     await session.flush()
 
 
+ORDER_VALUE_BANDS = ((100.0, "<100"), (300.0, "100-299"), (1000.0, "300-999"))
+
+
+def order_value_band(value: str) -> str:
+    """The band of an order value (for X+O fusion by order value); "" when it is not a number."""
+    try:
+        amount = float(value)
+    except ValueError:
+        return ""
+    if amount != amount or amount < 0:  # NaN or negative
+        return ""
+    return next((label for limit, label in ORDER_VALUE_BANDS if amount < limit), "≥1000")
+
+
 async def on_odata(session: AsyncSession, tenant: uuid.UUID, env: events_pb2.Envelope) -> None:
     e = env.odata_upserted
     if not e.customer_key:
@@ -317,6 +331,9 @@ async def on_odata(session: AsyncSession, tenant: uuid.UUID, env: events_pb2.Env
         session.add(row)
     merged = json.loads(row.attributes or "{}")
     merged.update(dict(e.attributes))
+    band = order_value_band(e.attributes.get("order_value", ""))
+    if band:
+        merged["order_value_band"] = band
     row.attributes = json.dumps(merged, ensure_ascii=False)
     await session.flush()
 
