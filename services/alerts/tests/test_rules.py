@@ -140,6 +140,34 @@ async def test_volume_spike_of_an_aspect_against_its_baseline(env, client):
     assert len(alerts) == 1  # only the third mention in the hour crosses min_count and 3x the baseline
     assert alerts[0]["reason"].startswith("volume spike 环境/卫生: 3 in 60 min")
 
+    # the spike is one event: further mentions inside its window raise nothing more
+    for i in range(3, 5):
+        env.clock.advance(minutes=5)
+        await env.publish(tenant, "feedback.analyzed", feedback_event(aspects=dirty, customer=f"n{i}"))
+    sentinel = await env.publish(tenant, "feedback.analyzed", feedback_event(aspects=[], customer="sentinel"))
+
+    async def stored():
+        r = await client.post(
+            "/v1/rules/dry-run", json={"definition": body["definition"], "since_hours": 48}, headers=h
+        )
+        return r.json()["evaluated"] == 10
+
+    await eventually(stored)
+    assert sentinel is not None
+    assert len((await client.get("/v1/alerts", headers=h)).json()["items"]) == 1
+    # a mention after the window, while the count is still high, is a new spike
+    env.clock.advance(minutes=61)
+    for i in range(5, 8):
+        env.clock.advance(minutes=1)
+        last = await env.publish(tenant, "feedback.analyzed", feedback_event(aspects=dirty, customer=f"n{i}"))
+
+    async def second():
+        items = (await client.get("/v1/alerts", headers=h)).json()["items"]
+        return items if len(items) == 2 else None
+
+    newest_first = await eventually(second)
+    assert newest_first[0]["source_event_id"] == last.event_id
+
 
 async def test_unknown_org_units_and_users_in_a_rule_are_refused_once_the_tree_is_known(env, client):
     tenant = uuid.uuid4()

@@ -123,3 +123,16 @@ async def test_bad_input(env, client):
     ro = env.headers(tenant, scopes=("tickets:read",))
     assert (await client.post("/v1/tickets", json={"title": "x", "org_unit_id": "s1"}, headers=ro)).status_code == 403
     assert (await client.get("/v1/tickets?cursor=@@", headers=h)).status_code == 400
+
+
+async def test_lists_are_newest_first_across_pages(env, client):
+    tenant = uuid.uuid4()
+    h = env.headers(tenant)
+    await seed_org(env, client, tenant)
+    opened = [(await open_ticket(client, h, title=f"t{i}"))["id"] for i in range(5)]
+    page = (await client.get("/v1/tickets", params={"limit": 2}, headers=h)).json()
+    ids = [t["id"] for t in page["items"]]
+    while page["next_cursor"]:
+        page = (await client.get("/v1/tickets", params={"limit": 2, "cursor": page["next_cursor"]}, headers=h)).json()
+        ids += [t["id"] for t in page["items"]]
+    assert ids == list(reversed(opened))

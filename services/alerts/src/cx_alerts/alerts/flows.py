@@ -22,6 +22,7 @@ from cx_alerts.signals import service as signals
 from cx_alerts.signals.service import Signal
 from cx_alerts.tickets import service as tickets
 from cx_alerts.tickets.models import Ticket
+from cx_common.db import new_id
 from cx_common.logging import get_logger
 
 log = get_logger(__name__)
@@ -54,7 +55,7 @@ def new_alert(
     rule: AlertRule | None = None,
 ) -> Alert:
     return Alert(
-        id=uuid.uuid4(),
+        id=new_id(),
         tenant_id=signal.tenant_id,
         rule_id=rule.id if rule else None,
         rule_version=rule.version if rule else 0,
@@ -190,8 +191,13 @@ async def process_signal(session: AsyncSession, ctx: Ctx, envelope: events_pb2.E
             log.error("rule_definition_invalid", rule_id=str(rule.id), error=str(exc))
             continue
         matched, reasons = await rules.match(session, definition, signal, org_path)
-        if matched:
-            raised.append(await apply_rule(session, ctx, rule, definition, signal, org_path, reasons))
+        if not matched:
+            continue
+        if any(r.startswith("volume spike") for r in reasons) and await rules.spike_reported(
+            session, rule, definition, signal, ctx.now()
+        ):
+            continue
+        raised.append(await apply_rule(session, ctx, rule, definition, signal, org_path, reasons))
     if signal.event_type == signals.FEEDBACK and signal.turns:
         from cx_alerts.compliance import service as compliance
 

@@ -18,6 +18,7 @@ from cx_alerts.notifications import service as notifications
 from cx_alerts.org import service as org
 from cx_alerts.org.models import OrgUnit
 from cx_alerts.signals.service import Signal
+from cx_common.db import new_id
 
 
 def _has(text: str, phrases: list[str]) -> str | None:
@@ -83,7 +84,7 @@ async def check_conversation(session: AsyncSession, ctx: Ctx, signal: Signal, or
             await session.execute(
                 insert(ComplianceResult)
                 .values(
-                    id=uuid.uuid4(),
+                    id=new_id(),
                     tenant_id=signal.tenant_id,
                     profile_id=profile.id,
                     source_event_id=signal.event_id,

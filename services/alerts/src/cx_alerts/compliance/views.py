@@ -1,5 +1,4 @@
 import datetime as dt
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
@@ -12,6 +11,7 @@ from cx_alerts.compliance.schemas import Interval, ProfileCreate, ProfileRead, R
 from cx_alerts.context import CtxDep
 from cx_common.app import SessionDep
 from cx_common.auth import Principal, require_scopes
+from cx_common.db import new_id
 
 router = APIRouter(prefix="/v1/compliance", tags=["compliance"])
 
@@ -22,7 +22,7 @@ Writer = Annotated[Principal, Depends(require_scopes("compliance:write"))]
 @router.post("/profiles", status_code=status.HTTP_201_CREATED, response_model=ProfileRead, summary="Add a profile")
 async def create_profile(body: ProfileCreate, session: SessionDep, principal: Writer) -> ProfileRead:
     profile = ComplianceProfile(
-        id=uuid.uuid4(),
+        id=new_id(),
         tenant_id=principal.tenant_id,
         name=body.name,
         enabled=body.enabled,

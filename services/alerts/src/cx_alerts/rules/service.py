@@ -9,13 +9,22 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cx_alerts.alerts.models import Alert
 from cx_alerts.audit import service as audit
 from cx_alerts.org import service as org
-from cx_alerts.rules.conditions import AspectCounter, evaluate
+from cx_alerts.rules.conditions import (
+    AllCondition,
+    AnyCondition,
+    AspectCounter,
+    NotCondition,
+    VolumeSpikeCondition,
+    evaluate,
+)
 from cx_alerts.rules.models import AlertRule, AlertRuleVersion
 from cx_alerts.rules.schemas import DryRunMatch, DryRunResult, RuleCreate, RuleDefinition, RuleUpdate
 from cx_alerts.signals import service as signals
 from cx_alerts.signals.service import Signal
+from cx_common.db import new_id
 from cx_common.pagination import decode_cursor, encode_cursor
 
 
@@ -44,7 +53,7 @@ async def create(session: AsyncSession, tenant_id: uuid.UUID, actor: audit.Actor
     await check_references(session, tenant_id, data.definition)
     definition = data.definition.model_dump(mode="json")
     rule = AlertRule(
-        id=uuid.uuid4(),
+        id=new_id(),
         tenant_id=tenant_id,
         name=data.name,
         description=data.description,
@@ -192,6 +201,39 @@ def counter_for(session: AsyncSession, tenant_id: uuid.UUID) -> AspectCounter:
         )
 
     return count
+
+
+def spike_window(condition: object) -> int:
+    """The longest volume-spike window (minutes) in a condition tree; 0 without one."""
+    if isinstance(condition, VolumeSpikeCondition):
+        return condition.window_minutes
+    if isinstance(condition, AllCondition | AnyCondition):
+        return max((spike_window(c) for c in condition.conditions), default=0)
+    if isinstance(condition, NotCondition):
+        return 0  # "no spike" is not a spike to report once
+    return 0
+
+
+async def spike_reported(
+    session: AsyncSession, rule: AlertRule, definition: RuleDefinition, signal: Signal, now: dt.datetime
+) -> bool:
+    """A spike is one event: once the rule has alerted on it for an org unit, the further mentions inside the spike's
+    window raise nothing more there."""
+    window = spike_window(definition.condition)
+    if window == 0:
+        return False
+    found = await session.execute(
+        select(Alert.id)
+        .where(
+            Alert.rule_id == rule.id,
+            Alert.tenant_id == signal.tenant_id,
+            Alert.org_unit_id == signal.org_unit_id,
+            Alert.raised_at > now - dt.timedelta(minutes=window),
+            Alert.reason.contains("volume spike"),
+        )
+        .limit(1)
+    )
+    return found.first() is not None
 
 
 async def match(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cx_alerts.org import service as org
 from cx_alerts.sla.calendar import WEEKDAYS, WorkCalendar, add_business_minutes, parse_hhmm
 from cx_alerts.sla.models import BusinessCalendar, SlaPolicy, SlaTimer
+from cx_common.db import new_id
 
 # (first response, resolution, escalation step) in minutes; used when a tenant has not configured a priority
 DEFAULT_POLICIES: dict[str, tuple[int, int, int]] = {
@@ -116,7 +117,7 @@ def add_timer(
     reason: str = "",
 ) -> SlaTimer:
     timer = SlaTimer(
-        id=uuid.uuid4(), tenant_id=tenant_id, ticket_id=ticket_id, kind=kind, due_at=due_at, level=level, reason=reason
+        id=new_id(), tenant_id=tenant_id, ticket_id=ticket_id, kind=kind, due_at=due_at, level=level, reason=reason
     )
     session.add(timer)
     return timer

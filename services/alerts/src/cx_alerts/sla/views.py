@@ -13,6 +13,7 @@ from cx_alerts.sla.models import BusinessCalendar, SlaPolicy
 from cx_alerts.sla.schemas import CalendarRead, CalendarWrite, DuePreview, PolicyRead, PolicyWrite, Priority
 from cx_common.app import SessionDep
 from cx_common.auth import Principal, require_scopes
+from cx_common.db import new_id
 from cx_common.errors import Problem, not_found
 
 router = APIRouter(prefix="/v1", tags=["sla"])
@@ -59,7 +60,7 @@ async def put_policy(priority: Priority, body: PolicyWrite, session: SessionDep,
     ).scalar_one_or_none()
     before = _policy_snapshot(row) if row else None
     if row is None:
-        row = SlaPolicy(id=uuid.uuid4(), tenant_id=principal.tenant_id, priority=priority, version=0)
+        row = SlaPolicy(id=new_id(), tenant_id=principal.tenant_id, priority=priority, version=0)
         session.add(row)
     row.first_response_minutes = body.first_response_minutes
     row.resolution_minutes = body.resolution_minutes
@@ -115,7 +116,7 @@ async def create_calendar(body: CalendarWrite, session: SessionDep, principal: W
         await org.check_references(session, principal.tenant_id, units=[("org_unit_id", body.org_unit_id)])
     await _refuse_second_calendar(session, principal.tenant_id, body.org_unit_id)
     cal = BusinessCalendar(
-        id=uuid.uuid4(),
+        id=new_id(),
         tenant_id=principal.tenant_id,
         name=body.name,
         org_unit_id=body.org_unit_id,

@@ -23,6 +23,7 @@ from cx_alerts.signals import service as signals
 from cx_alerts.tasks.models import ImprovementTask, TaskUpdate
 from cx_alerts.tasks.schemas import TaskCreate
 from cx_common.auth import Principal
+from cx_common.db import new_id
 from cx_common.errors import Problem
 from cx_common.pagination import decode_cursor, encode_cursor
 
@@ -139,7 +140,7 @@ async def create(session: AsyncSession, ctx: Ctx, principal: Principal, data: Ta
         )
     assignee = data.assignee_user_id or (await org.manager_for(session, tenant, data.department_id))[0]
     task = ImprovementTask(
-        id=uuid.uuid4(),
+        id=new_id(),
         tenant_id=tenant,
         title=data.title,
         description=data.description,
@@ -257,7 +258,7 @@ async def act(
     if comment or action in ("approve", "reject", "accept", "return"):
         session.add(
             TaskUpdate(
-                id=uuid.uuid4(), tenant_id=task.tenant_id, task_id=task.id, author_id=user, kind=action, note=comment
+                id=new_id(), tenant_id=task.tenant_id, task_id=task.id, author_id=user, kind=action, note=comment
             )
         )
     await session.flush()
@@ -294,7 +295,7 @@ async def add_progress(
     if principal.role != "admin" and principal.user_id not in (task.assignee_user_id, task.created_by):
         raise _forbidden("only the assignee or the creator may report progress")
     update = TaskUpdate(
-        id=uuid.uuid4(),
+        id=new_id(),
         tenant_id=task.tenant_id,
         task_id=task.id,
         author_id=principal.user_id,

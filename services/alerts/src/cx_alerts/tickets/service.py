@@ -20,6 +20,7 @@ from cx_alerts.sla import service as sla
 from cx_alerts.sla.models import SlaTimer
 from cx_alerts.tickets.models import CustomerContact, Ticket, TicketComment
 from cx_common.auth import Principal
+from cx_common.db import new_id
 from cx_common.errors import Problem
 from cx_common.pagination import decode_cursor, encode_cursor
 
@@ -183,7 +184,7 @@ async def open_ticket(
     policy = await sla.policy_for(session, tenant_id, priority)
     first_due, resolution_due = await sla.deadlines(session, tenant_id, org_unit_id, opened_at, policy)
     ticket = Ticket(
-        id=uuid.uuid4(),
+        id=new_id(),
         tenant_id=tenant_id,
         title=title,
         status="open",
@@ -303,7 +304,7 @@ async def transition(
     if note:
         session.add(
             TicketComment(
-                id=uuid.uuid4(),
+                id=new_id(),
                 tenant_id=ticket.tenant_id,
                 ticket_id=ticket.id,
                 author_id=actor.id,
@@ -393,7 +394,7 @@ async def add_comment(
     session: AsyncSession, ctx: Ctx, ticket: Ticket, actor: audit.Actor, body: str, internal: bool
 ) -> TicketComment:
     comment = TicketComment(
-        id=uuid.uuid4(),
+        id=new_id(),
         tenant_id=ticket.tenant_id,
         ticket_id=ticket.id,
         author_id=actor.id,
@@ -448,7 +449,7 @@ async def record_contact(
     follow_up_survey: bool,
 ) -> CustomerContact:
     contact = CustomerContact(
-        id=uuid.uuid4(),
+        id=new_id(),
         tenant_id=ticket.tenant_id,
         ticket_id=ticket.id,
         method=method,
@@ -535,7 +536,7 @@ async def attach_alert(
     before = snapshot(ticket)
     session.add(
         TicketComment(
-            id=uuid.uuid4(),
+            id=new_id(),
             tenant_id=ticket.tenant_id,
             ticket_id=ticket.id,
             author_id=f"{actor.type}:{actor.id}",
