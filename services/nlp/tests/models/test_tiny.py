@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -202,3 +203,22 @@ def test_classification_report_values() -> None:
     assert rep["accuracy"] == 0.75
     assert rep["per_class"]["a"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
     assert rep["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+def test_development_rows_are_not_test_rows() -> None:
+    from cx_nlp.evaluation import data_path, read_jsonl
+
+    test = {r["text"] for r in read_jsonl(data_path("neutral_handwritten.jsonl"))}
+    dev = [r["text"] for r in read_jsonl(data_path("neutral_dev_handwritten.jsonl"))]
+    assert len(dev) == 60 and len(set(dev)) == len(dev)
+    assert not test & set(dev)
+
+
+def test_english_head_of_an_older_format_asks_for_a_rebuild(tmp_path: Path) -> None:
+    from cx_nlp.models.components import HashingEncoder, HeadSentiment
+    from cx_nlp.models.enlex import EnLexicon
+
+    old = tmp_path / "en_head.npz"
+    np.savez(old, coef=np.zeros((3, 128 + 9), dtype=np.float32), intercept=np.zeros(3, dtype=np.float32))
+    with pytest.raises(ValueError, match="rebuild"):
+        HeadSentiment(old, HashingEncoder(128), EnLexicon({}))

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from cx_nlp.models.enlex import EnLexicon
+from cx_nlp.models.enlex import SCORE_FEATURES, EnLexicon, score_features
 from cx_nlp.models.rules import lexicon_sentiment
 from cx_nlp.models.text import en_words, is_han, normalize, stable_hash
 
@@ -148,7 +148,12 @@ class LsaEncoder:
 
 
 class HeadSentiment:
-    """A linear head over an encoder's embeddings plus lexicon features (the English sentiment model)."""
+    """A linear head over an encoder's embeddings plus lexicon features (the English sentiment model).
+
+    Feature version 2 = [embedding, EnLexicon.features (9), score_features (VADER + Pattern, 6)]; the neutral
+    offset chosen at build time is already folded into the intercept."""
+
+    FEATURES = 2
 
     def __init__(self, path: Path, encoder: Encoder, lexicon: EnLexicon) -> None:
         data = np.load(path)
@@ -156,6 +161,10 @@ class HeadSentiment:
         self.lexicon = lexicon
         self.coef = data["coef"].astype(np.float32)
         self.intercept = data["intercept"].astype(np.float32)
+        meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
+        expected = int(encoder.dim) + len(lexicon.features("")) + SCORE_FEATURES
+        if int(meta.get("features", 1)) != self.FEATURES or self.coef.shape[1] != expected:
+            raise ValueError(f"{path}: English head of an older model format; rebuild it (cx-nlp build-model)")
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -165,7 +174,7 @@ class HeadSentiment:
 
 
 def head_features(emb: np.ndarray, texts: list[str], lexicon: EnLexicon) -> np.ndarray:
-    lex = np.array([lexicon.features(t) for t in texts], dtype=np.float32)
+    lex = np.array([lexicon.features(t) + score_features(t) for t in texts], dtype=np.float32)
     return np.hstack([emb, lex]).astype(np.float32)
 
 

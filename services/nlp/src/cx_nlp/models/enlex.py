@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 _TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|[!?]")
 _NEGATORS = frozenset(
@@ -160,3 +162,55 @@ class EnLexicon:
             maxneg / 4.0,
             phrase / 3.0,
         ]
+
+
+@lru_cache(maxsize=1)
+def _scorers() -> tuple[Any, Any]:
+    """VADER's analyzer (vaderSentiment, MIT) and Pattern's adjective-lexicon scorer (textblob, MIT; lexicon PDDL)."""
+    from textblob.en import sentiment as pattern_sentiment
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer(), pattern_sentiment
+
+
+SCORE_FEATURES = 6
+
+
+def score_features(text: str) -> list[float]:
+    """[VADER compound, pos, neg, neu, Pattern polarity, Pattern subjectivity], each scaled by 2.
+
+    Both scorers are rule systems over shipped lexicons (negation, intensifiers, "but" handling); the English head
+    uses them as inputs next to the sentence embedding, so it learns how far to trust each.
+    """
+    vader, pattern = _scorers()
+    v = vader.polarity_scores(text)
+    polarity, subjectivity = pattern(text)
+    return [
+        2.0 * float(v["compound"]),
+        2.0 * float(v["pos"]),
+        2.0 * float(v["neg"]),
+        2.0 * float(v["neu"]),
+        2.0 * float(polarity),
+        2.0 * float(subjectivity),
+    ]
+
+
+def pattern_lexicon() -> list[dict[str, Any]]:
+    """Word senses of Pattern's English adjective lexicon shipped by `textblob` (`textblob/en/en-sentiment.xml`,
+    De Smedt & Daelemans, PDDL): form, WordNet gloss, polarity (-1..1), subjectivity (0..1), confidence."""
+    import xml.etree.ElementTree as ET
+    from importlib import resources
+
+    path = resources.files("textblob") / "en" / "en-sentiment.xml"
+    out: list[dict[str, Any]] = []
+    for w in ET.fromstring(path.read_text(encoding="utf-8")).iter("word"):  # noqa: S314
+        out.append(
+            {
+                "form": w.get("form") or "",
+                "sense": (w.get("sense") or "").strip(),
+                "polarity": float(w.get("polarity") or 0.0),
+                "subjectivity": float(w.get("subjectivity") or 0.0),
+                "confidence": float(w.get("confidence") or 0.0),
+            }
+        )
+    return out
