@@ -16,7 +16,7 @@ from typing import Any
 
 import bentoml
 import structlog
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from cx_nlp.codebooks import LruCache, fingerprint, to_specs, validate_nodes
 from cx_nlp.metrics import WorkerMetrics
@@ -42,6 +42,13 @@ class CodebookNodeIn(BaseModel):
 class CodebookIn(BaseModel):
     nodes: list[CodebookNodeIn]
     primary_language: str = "zh-Hans"
+
+    @model_validator(mode="after")
+    def _valid_tree(self) -> CodebookIn:
+        # A codebook attached to an Analyze item is checked like a registered one: a bad tree is the caller's 400,
+        # not a failure of the whole adaptive batch it would be compiled in.
+        validate_nodes([n.model_dump() for n in self.nodes], max_nodes=get_settings().max_codebook_nodes)
+        return self
 
 
 class AnalyzeItem(BaseModel):
