@@ -41,7 +41,9 @@ class Upstreams:
         }
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.upstream_timeout_s, connect=settings.upstream_connect_timeout_s),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30.0),
+            # Idle pooled connections must be dropped before the services' uvicorn closes them (5 s keep-alive):
+            # reusing one that the server is closing fails with "Server disconnected" (a spurious 502).
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=2.0),
             transport=transport,
             follow_redirects=False,
         )
