@@ -249,3 +249,65 @@ async def test_email_through_smtp(svc):
     assert mail["To"] == "c5@example.com"
     assert f"/s/{survey_id}?t=" in mail.get_content()
     assert await svc.sql("SELECT 1 FROM outgoing_mail") == []
+
+
+async def test_personal_links_refuse_undeclared_hidden_fields_and_outlive_a_dropped_one(svc):
+    """A send or invitation naming a hidden field the survey does not declare is refused (422 naming it) where the
+    caller can fix it; a field a later version drops is ignored when the link is answered, never an error."""
+    tenant = uuid.uuid4()
+    h = svc.auth(tenant)
+    definition = {**LOGIC, "pages": LOGIC["pages"][:1], "hidden_fields": ["order_id", "store"]}
+    survey_id = await svc.create_published(tenant, definition)
+    dist = (
+        await svc.client.post(
+            f"/v1/surveys/{survey_id}/distributions", json={"name": "mail", "channel": "email"}, headers=h
+        )
+    ).json()
+    send = {"customer_key": "C-1002", "recipient": "c@example.com"}
+    bad = await svc.client.post(
+        f"/v1/distributions/{dist['id']}/sends", json={**send, "hidden": {"order": "O-2", "order_id": "O-2"}}, headers=h
+    )
+    assert bad.status_code == 422, bad.text
+    assert bad.headers["content-type"] == "application/problem+json"
+    assert bad.json()["field"] == "hidden.order"
+    assert [e["field"] for e in bad.json()["errors"]] == ["hidden.order"]
+    assert "order_id, store" in bad.json()["detail"]
+    bad_invitation = await svc.client.post(
+        f"/v1/surveys/{survey_id}/invitations", json={"hidden": {"shop": "S-1"}}, headers=h
+    )
+    assert (bad_invitation.status_code, bad_invitation.json()["field"]) == (422, "hidden.shop")
+    assert await svc.sql("SELECT 1 FROM invitations") == []
+    sent = await svc.client.post(
+        f"/v1/distributions/{dist['id']}/sends", json={**send, "hidden": {"order_id": "O-2", "store": "S-9"}}, headers=h
+    )
+    assert sent.status_code == 202, sent.text
+
+    # Two links made under version 1, then version 2 stops declaring `store`.
+    links = [
+        (
+            await svc.client.post(
+                f"/v1/surveys/{survey_id}/invitations",
+                json={"customer_key": f"C-{i}", "hidden": {"order_id": f"O-{i}", "store": "S-1"}},
+                headers=h,
+            )
+        ).json()
+        for i in (1, 2)
+    ]
+    v2 = {**definition, "hidden_fields": ["order_id"]}
+    assert (await svc.client.patch(f"/v1/surveys/{survey_id}", json={"definition": v2}, headers=h)).status_code == 200
+    assert (await svc.client.post(f"/v1/surveys/{survey_id}/publish", headers=h)).status_code == 201
+    # Through the API (the link's own fields win over what the respondent's browser sends) ...
+    api = await svc.client.post(
+        f"/v1/public/surveys/{survey_id}/responses",
+        json={"answers": {"nps": 9}, "token": links[0]["token"], "hidden": {"order_id": "forged"}},
+    )
+    assert api.status_code == 201, api.text
+    assert (api.json()["hidden"], api.json()["version"]) == ({"order_id": "O-1"}, 2)
+    # ... and through the respondent page.
+    page = await svc.client.get(links[1]["url"].replace("http://testserver", ""))
+    assert page.status_code == 200
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
+    done = await svc.client.post(f"/s/{survey_id}", data={**fields, "q_nps": "9"})
+    assert done.status_code == 303, done.text
+    stored = await svc.sql("SELECT customer_key, hidden FROM responses WHERE customer_key = 'C-2'")
+    assert json.loads(stored[0]["hidden"]) == {"order_id": "O-2"}

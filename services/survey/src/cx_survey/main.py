@@ -8,6 +8,7 @@ from cx_survey.distributions.flows import start_scheduler, stop_scheduler
 from cx_survey.distributions.views import router as distributions_router
 from cx_survey.journeys.views import router as journeys_router
 from cx_survey.orgs.consumers import consumers
+from cx_survey.pg import close_pool, open_pool
 from cx_survey.respondent.ratelimit import PublicRateLimit
 from cx_survey.respondent.views import router as respondent_router
 from cx_survey.responses.views import public as public_router
@@ -22,18 +23,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings,
         title="CX survey service",
         description="Versioned surveys, journeys and touchpoints, distributions, respondent page and responses.",
+        # The respondents' routers first: routes are matched in order, and theirs carry the traffic.
         routers=[
+            public_router,
+            respondent_router,
             surveys_router,
             journeys_router,
             distributions_router,
             responses_router,
-            public_router,
-            respondent_router,
             audit_router,
         ],
         consumers=consumers,
-        on_startup=[start_scheduler],
-        on_shutdown=[stop_scheduler],
+        on_startup=[open_pool, start_scheduler],
+        on_shutdown=[stop_scheduler, close_pool],
     )
     # The 413 body limit is cx_common's (settings.max_body_bytes); public endpoints are rate limited per address+link.
     app.add_middleware(

@@ -29,6 +29,12 @@ class Settings(ServiceSettings):
     public_base_url: str | None = Field(
         default=None, description="base URL of respondent links; CX_SURVEY_URL if unset"
     )
+    submit_pool_size: int = Field(
+        default=20,
+        ge=1,
+        description="connections of the asyncpg pool that stores submitted responses (the rest of the service uses "
+        "the SQLAlchemy pool: db_pool_size + db_max_overflow)",
+    )
     scheduler_enabled: bool = True
     scheduler_poll_seconds: float = 1.0
     scheduler_batch: int = 50

@@ -51,7 +51,10 @@ class SendCreate(BaseModel):
     customer_key: str = Field(min_length=1, max_length=200)
     recipient: str = Field(min_length=3, max_length=320, description="e-mail address, phone number or app user id")
     language: Language = "zh-Hans"
-    hidden: dict[str, str] = Field(default_factory=dict)
+    hidden: dict[str, str] = Field(
+        default_factory=dict,
+        description="hidden fields of the personal link (e.g. order_id); only those the survey declares, else 422",
+    )
     send_at: dt.datetime | None = Field(default=None, description="default: now + the distribution's delay")
 
 

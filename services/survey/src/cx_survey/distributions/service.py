@@ -10,7 +10,7 @@ from cx_survey.distributions.models import Distribution, ScheduledMessage
 from cx_survey.distributions.schemas import DistributionCreate, SendCreate
 from cx_survey.journeys.service import get_touchpoint
 from cx_survey.responses.models import Invitation
-from cx_survey.responses.service import hash_token, new_token
+from cx_survey.responses.service import check_link_hidden, hash_token, link_definition, new_token
 from cx_survey.surveys.models import Survey
 
 
@@ -53,6 +53,7 @@ async def schedule_send(
     survey = await session.get(Survey, distribution.survey_id)
     if survey is None or survey.status != "published":
         raise Problem(409, "survey_id: the survey is not published", field="survey_id")
+    check_link_hidden(await link_definition(session, survey), data.hidden)
     now = utcnow()
     due = data.send_at or now + dt.timedelta(seconds=distribution.delay_seconds)
     if distribution.frequency_days:

@@ -52,7 +52,8 @@ class PublicRateLimit:
             await self.app(scope, receive, send)
             return
         address = client_address(scope, trust_forwarded=self.trust_forwarded)
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        raw_query: bytes = scope.get("query_string", b"")
+        query = parse_qs(raw_query.decode("latin-1")) if b"t=" in raw_query else {}
         link = "t:" + query["t"][0][:128] if query.get("t") else "s:" + match.group(1)[:64]
         wait = max(self.links.take((address, link)), self.addresses.take(address))
         if wait > 0:

@@ -13,11 +13,11 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import URL, FormData
 
-from cx_common.app import SessionDep
+from cx_common.app import SessionDep, get_runtime
 from cx_common.errors import Problem
 from cx_survey.distributions.incentives import code_for
 from cx_survey.respondent.i18n import LANGUAGE_NAMES, STATUS_MESSAGE, UI
-from cx_survey.responses import service
+from cx_survey.responses import service, submission
 from cx_survey.responses.models import PartialResponse
 from cx_survey.responses.models import Response as ResponseRow
 from cx_survey.responses.schemas import AutosaveRead, ResponseSubmit
@@ -272,8 +272,8 @@ async def respondent_submit(survey_id: uuid.UUID, request: Request, session: Ses
         resume_id=resume_id,
     )
     try:
-        result = await service.submit(
-            session, survey.id, body, subject_prefix=request.app.state.settings.events_subject_prefix
+        result = await submission.submit(
+            get_runtime(request), survey.id, body, subject_prefix=request.app.state.settings.events_subject_prefix
         )
     except Problem as exc:
         if exc.status == 422:
@@ -282,8 +282,7 @@ async def respondent_submit(survey_id: uuid.UUID, request: Request, session: Ses
             }
             return again(errors)
         return _problem_page(request, exc, lang)
-    await session.commit()
-    done = request.url_for("respondent_done", survey_id=str(survey.id), response_id=str(result.response.id))
+    done = request.url_for("respondent_done", survey_id=str(survey.id), response_id=str(result.id))
     return RedirectResponse(str(done.include_query_params(lang=lang)), status_code=303)
 
 

@@ -69,7 +69,9 @@ class SubmitResult(ResponseRead):
 class InvitationCreate(BaseModel):
     customer_key: str | None = Field(default=None, max_length=200)
     touchpoint_id: uuid.UUID | None = None
-    hidden: dict[str, str] = Field(default_factory=dict)
+    hidden: dict[str, str] = Field(
+        default_factory=dict, description="hidden fields of the link; only those the survey declares, else 422"
+    )
     expires_in_hours: int = Field(default=168, ge=1, le=24 * 365)
 
 

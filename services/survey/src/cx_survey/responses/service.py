@@ -26,7 +26,7 @@ from cx_survey.orgs.models import OrgUnit
 from cx_survey.orgs.service import path_of
 from cx_survey.responses.models import Invitation, PartialResponse, Response
 from cx_survey.responses.schemas import InvitationCreate, ResponseSubmit
-from cx_survey.surveys.definition import AnswerError, Definition, clean_answers, scores
+from cx_survey.surveys.definition import AnswerError, Definition, clean_answers, hidden_errors, scores
 from cx_survey.surveys.models import Survey, SurveyVersion
 
 EVENT_TYPE = "survey.response.submitted"
@@ -58,23 +58,81 @@ _PUBLIC = (
 )
 
 
+def status_problem(status: str, version_id: uuid.UUID | None) -> Problem | None:
+    """Why a survey cannot be answered (410 closed, 409 not published), or None when it can."""
+    if status == "closed":
+        return Problem(410, "this survey is closed", field="survey_id")
+    if status != "published" or version_id is None:
+        return Problem(409, "this survey is not published", field="survey_id")
+    return None
+
+
+def cached_definition(version_id: uuid.UUID) -> Definition | None:
+    return _DEFINITIONS.get(version_id)
+
+
+def parse_definition(version_id: uuid.UUID, raw: Any) -> Definition:
+    """Parse a published version's definition once per process (published versions never change)."""
+    definition = _DEFINITIONS.get(version_id)
+    if definition is None:
+        if len(_DEFINITIONS) > 1024:
+            _DEFINITIONS.clear()
+        definition = _DEFINITIONS[version_id] = Definition.model_validate(raw)
+    return definition
+
+
 async def public_survey(session: AsyncSession, survey_id: uuid.UUID) -> tuple[Survey, PublishedVersion, Definition]:
     """A survey reachable without login: must exist and be published (409 if draft, 410 if closed). One query."""
     row = (await session.execute(_PUBLIC.where(Survey.id == survey_id))).first()
     if row is None:
         raise Problem(404, f"survey {survey_id} not found")
     survey, version_id, version_no = row
-    if survey.status == "closed":
-        raise Problem(410, "this survey is closed", field="survey_id")
-    if survey.status != "published" or version_id is None:
-        raise Problem(409, "this survey is not published", field="survey_id")
-    definition = _DEFINITIONS.get(version_id)
+    if (problem := status_problem(survey.status, version_id)) is not None:
+        raise problem
+    definition = cached_definition(version_id)
     if definition is None:
         raw = await session.scalar(select(SurveyVersion.definition).where(SurveyVersion.id == version_id))
-        if len(_DEFINITIONS) > 1024:
-            _DEFINITIONS.clear()
-        definition = _DEFINITIONS[version_id] = Definition.model_validate(raw)
+        definition = parse_definition(version_id, raw)
     return survey, PublishedVersion(version_id, version_no), definition
+
+
+async def link_definition(session: AsyncSession, survey: Survey) -> Definition | None:
+    """What a new personal link will be answered with: the published version, else the draft (None: neither)."""
+    if survey.current_version is not None:
+        version_id, raw = (
+            await session.execute(
+                select(SurveyVersion.id, SurveyVersion.definition).where(
+                    SurveyVersion.survey_id == survey.id, SurveyVersion.version == survey.current_version
+                )
+            )
+        ).one()
+        return parse_definition(version_id, raw)
+    return Definition.model_validate(survey.definition) if survey.definition is not None else None
+
+
+def check_link_hidden(definition: Definition | None, hidden: dict[str, str]) -> None:
+    """A personal link may only carry hidden fields its survey declares: 422 naming each other one.
+
+    Refused when the link is made, where the caller can correct it, rather than accepted and then refusing every
+    answer the respondent gives."""
+    if not hidden:
+        return
+    errors = (
+        hidden_errors(definition, hidden)
+        if definition is not None
+        else [{"field": f"hidden.{k}", "message": "the survey has no definition yet"} for k in hidden]
+    )
+    if errors:
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise Problem(422, detail, title="Invalid hidden fields", field=errors[0]["field"], errors=errors)
+
+
+def merged_hidden(definition: Definition, from_link: dict[str, Any], given: dict[str, str]) -> dict[str, str]:
+    """The hidden fields of a response: those given with the submission (an undeclared one is refused later, 422),
+    overlaid by those of the personal link. The link's come from the send API and win over what the respondent's
+    browser sends; one the answered version does not declare (the survey was republished without it) is ignored."""
+    declared = definition.hidden_fields
+    return {**given, **{k: str(v) for k, v in from_link.items() if k in declared}}
 
 
 async def check_invitation(
@@ -120,6 +178,53 @@ def _answer_pb(qtype: str, qid: str, value: Any) -> events_pb2.Answer:
     return answer
 
 
+def event_payload(
+    definition: Definition,
+    *,
+    response_id: uuid.UUID,
+    survey_id: uuid.UUID,
+    version: int,
+    touchpoint_id: uuid.UUID | None,
+    journey_stage: str | None,
+    channel: str | None,
+    org_unit_id: str | None,
+    customer_key: str | None,
+    language: str,
+    submitted_at: dt.datetime,
+    answers: dict[str, Any],
+    hidden: dict[str, str],
+    score: dict[str, Any],
+    invitation_id: uuid.UUID | None,
+) -> events_pb2.SurveyResponseSubmitted:
+    """The `survey.response.submitted` payload: scores, every answer (open text included), touchpoint, org unit."""
+    questions = definition.questions()
+    timestamp = Timestamp()
+    timestamp.FromDatetime(submitted_at)
+    payload = events_pb2.SurveyResponseSubmitted(
+        response_id=str(response_id),
+        survey_id=str(survey_id),
+        survey_version=version,
+        touchpoint_id=str(touchpoint_id) if touchpoint_id else "",
+        journey_stage=journey_stage or "",
+        channel=channel or "",
+        org_unit_id=org_unit_id or "",
+        customer_key=customer_key or "",
+        language=language,
+        submitted_at=timestamp,
+        answers=[_answer_pb(questions[qid].type, qid, value) for qid, value in answers.items()],
+        hidden_fields={k: str(v) for k, v in hidden.items()},
+        distribution_id=str(invitation_id) if invitation_id else "",
+        survey_title=definition.title.get(language),
+    )
+    if score["nps"] is not None:
+        payload.nps = int(score["nps"])
+    if score["csat"] is not None:
+        payload.csat = float(score["csat"])
+    if score["ces"] is not None:
+        payload.ces = float(score["ces"])
+    return payload
+
+
 @dataclass
 class Submitted:
     response: Response
@@ -160,7 +265,7 @@ async def submit(
     if submission_key is None:
         submission_key = f"anon:{uuid.uuid4()}"
 
-    hidden = {**(invitation.hidden if invitation else {}), **data.hidden}
+    hidden = merged_hidden(definition, invitation.hidden if invitation else {}, data.hidden)
     try:
         answers = clean_answers(definition, data.answers, hidden)
     except AnswerError as exc:
@@ -230,31 +335,23 @@ async def submit(
         invitation.response_id = response.id
     incentive = await assign_code(session, survey.id, response.id)
 
-    questions = definition.questions()
-    submitted_at = Timestamp()
-    submitted_at.FromDatetime(now)
-    payload = events_pb2.SurveyResponseSubmitted(
-        response_id=str(response.id),
-        survey_id=str(survey.id),
-        survey_version=version.version,
-        touchpoint_id=str(touchpoint_id) if touchpoint_id else "",
-        journey_stage=stage or "",
-        channel=channel or "",
-        org_unit_id=org_unit_id or "",
-        customer_key=customer_key or "",
+    payload = event_payload(
+        definition,
+        response_id=response.id,
+        survey_id=survey.id,
+        version=version.version,
+        touchpoint_id=touchpoint_id,
+        journey_stage=stage,
+        channel=channel,
+        org_unit_id=org_unit_id,
+        customer_key=customer_key,
         language=language,
-        submitted_at=submitted_at,
-        answers=[_answer_pb(questions[qid].type, qid, value) for qid, value in answers.items()],
-        hidden_fields={k: str(v) for k, v in hidden.items()},
-        distribution_id=str(invitation.id) if invitation else "",
-        survey_title=definition.title.get(language),
+        submitted_at=now,
+        answers=answers,
+        hidden=hidden,
+        score=score,
+        invitation_id=invitation.id if invitation else None,
     )
-    if score["nps"] is not None:
-        payload.nps = int(score["nps"])
-    if score["csat"] is not None:
-        payload.csat = float(score["csat"])
-    if score["ces"] is not None:
-        payload.ces = float(score["ces"])
     await add_event(
         session,
         tenant_id=tenant_id,
@@ -312,6 +409,7 @@ async def save_partial(
 
 
 async def create_invitation(session: AsyncSession, survey: Survey, data: InvitationCreate) -> tuple[Invitation, str]:
+    check_link_hidden(await link_definition(session, survey), data.hidden)
     if data.touchpoint_id is not None:
         await get_touchpoint(session, survey.tenant_id, data.touchpoint_id)
     token = new_token()

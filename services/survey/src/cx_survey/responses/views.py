@@ -3,15 +3,17 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, status
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import select
 
-from cx_common.app import SessionDep
+from cx_common.app import SessionDep, get_runtime
 from cx_common.auth import Principal, require_scopes
 from cx_common.errors import Problem, not_found
 from cx_common.pagination import Page, clamp_limit, decode_cursor, encode_cursor
-from cx_survey.responses import export, service
-from cx_survey.responses.models import PartialResponse, Response
+from cx_survey.responses import export, service, submission
+from cx_survey.responses.direct import SubmitRoute
+from cx_survey.responses.models import PartialResponse
+from cx_survey.responses.models import Response as ResponseRow
 from cx_survey.responses.schemas import (
     DeletionResult,
     InvitationCreate,
@@ -51,34 +53,36 @@ async def get_public_survey(survey_id: uuid.UUID, session: SessionDep) -> dict[s
     return {"survey_id": str(survey.id), "version": version.version, "definition": surveys.dump(definition)}
 
 
-@public.post(
-    "/{survey_id}/responses",
-    status_code=status.HTTP_201_CREATED,
-    response_model=SubmitResult,
-    summary="Submit a response (idempotent on submission_id / personal token)",
-    responses={200: {"description": "duplicate submission: the first response"}},
-)
 async def submit_response(
     survey_id: uuid.UUID,
     body: ResponseSubmit,
-    session: SessionDep,
     request: Request,
     accept_language: Annotated[str | None, Header()] = None,
-) -> Any:
-    result = await service.submit(
-        session,
+) -> Response:
+    result = await submission.submit(
+        get_runtime(request),
         survey_id,
         body,
         accept_language=preferred_language(accept_language),
         subject_prefix=request.app.state.settings.events_subject_prefix,
     )
-    await session.commit()
-    out = SubmitResult.model_validate(result.response).model_copy(
-        update={"duplicate": result.duplicate, "incentive_code": result.incentive_code}
+    return Response(
+        result.model_dump_json(),
+        status_code=200 if result.duplicate else 201,
+        media_type="application/json",
     )
-    if result.duplicate:
-        return JSONResponse(out.model_dump(mode="json"), status_code=200)
-    return out
+
+
+public.add_api_route(
+    "/{survey_id}/responses",
+    submit_response,
+    methods=["POST"],
+    route_class_override=SubmitRoute,
+    status_code=status.HTTP_201_CREATED,
+    response_model=SubmitResult,
+    summary="Submit a response (idempotent on submission_id / personal token)",
+    responses={200: {"model": SubmitResult, "description": "duplicate submission: the first response"}},
+)
 
 
 @public.post("/{survey_id}/partial", response_model=PartialRead, summary="Save answers so far (resume later)")
@@ -124,26 +128,26 @@ async def _filtered(
     submitted_from: dt.datetime | None,
     submitted_to: dt.datetime | None,
 ) -> Any:
-    query = select(Response).where(Response.tenant_id == principal.tenant_id)
+    query = select(ResponseRow).where(ResponseRow.tenant_id == principal.tenant_id)
     scope = await service.visible_org_filter(session, principal.tenant_id, principal.org_unit_id)
     if scope is not None:
-        query = query.where(Response.org_path.contains([scope]))
+        query = query.where(ResponseRow.org_path.contains([scope]))
     if survey_id:
-        query = query.where(Response.survey_id == survey_id)
+        query = query.where(ResponseRow.survey_id == survey_id)
     if touchpoint_id:
-        query = query.where(Response.touchpoint_id == touchpoint_id)
+        query = query.where(ResponseRow.touchpoint_id == touchpoint_id)
     if journey_stage:
-        query = query.where(Response.journey_stage == journey_stage)
+        query = query.where(ResponseRow.journey_stage == journey_stage)
     if nps_category:
-        query = query.where(Response.nps_category == nps_category)
+        query = query.where(ResponseRow.nps_category == nps_category)
     if customer_key:
-        query = query.where(Response.customer_key == customer_key)
+        query = query.where(ResponseRow.customer_key == customer_key)
     if org_unit_id:
-        query = query.where(Response.org_path.contains([org_unit_id]))
+        query = query.where(ResponseRow.org_path.contains([org_unit_id]))
     if submitted_from:
-        query = query.where(Response.submitted_at >= submitted_from)
+        query = query.where(ResponseRow.submitted_at >= submitted_from)
     if submitted_to:
-        query = query.where(Response.submitted_at < submitted_to)
+        query = query.where(ResponseRow.submitted_at < submitted_to)
     return query
 
 
@@ -177,10 +181,10 @@ async def list_responses(
     size = clamp_limit(limit)
     if (after := decode_cursor(cursor)) is not None:
         try:
-            query = query.where(Response.id < uuid.UUID(str(after.get("id"))))
+            query = query.where(ResponseRow.id < uuid.UUID(str(after.get("id"))))
         except ValueError as exc:
             raise Problem(400, "cursor: not a cursor returned by this API", field="cursor") from exc
-    rows = list((await session.execute(query.order_by(Response.id.desc()).limit(size + 1))).scalars())
+    rows = list((await session.execute(query.order_by(ResponseRow.id.desc()).limit(size + 1))).scalars())
     next_cursor = encode_cursor({"id": str(rows[size - 1].id)}) if len(rows) > size else None
     return Page[ResponseRead](items=[ResponseRead.model_validate(r) for r in rows[:size]], next_cursor=next_cursor)
 
@@ -205,7 +209,7 @@ async def export_responses(
     query = await _filtered(
         session, principal, survey_id, touchpoint_id, None, nps_category, None, None, submitted_from, submitted_to
     )
-    query = query.order_by(Response.id)
+    query = query.order_by(ResponseRow.id)
     name = f"responses-{survey.id}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if format == "xlsx":
@@ -219,7 +223,7 @@ async def export_responses(
 @router.get("/responses/{response_id}", response_model=ResponseRead)
 async def get_response(response_id: uuid.UUID, session: SessionDep, principal: Reader) -> ResponseRead:
     query = await _filtered(session, principal, None, None, None, None, None, None, None, None)
-    found = (await session.execute(query.where(Response.id == response_id))).scalar_one_or_none()
+    found = (await session.execute(query.where(ResponseRow.id == response_id))).scalar_one_or_none()
     if found is None:
         raise not_found("response", response_id)
     return ResponseRead.model_validate(found)

@@ -435,6 +435,16 @@ def _clean_one(q: Question, value: Any) -> tuple[Any, list[str]]:
     return contact, err
 
 
+def hidden_errors(definition: Definition, hidden: dict[str, Any]) -> list[dict[str, str]]:
+    """One error per hidden field the definition does not declare (`hidden.<name>`)."""
+    declared = ", ".join(definition.hidden_fields) or "none"
+    return [
+        {"field": f"hidden.{k}", "message": f"unknown hidden field (declared: {declared})"}
+        for k in hidden
+        if k not in definition.hidden_fields
+    ]
+
+
 def clean_answers(
     definition: Definition, answers: dict[str, Any], hidden: dict[str, str], *, partial: bool = False
 ) -> dict[str, Any]:
@@ -446,8 +456,7 @@ def clean_answers(
     errors: list[dict[str, str]] = [
         {"field": f"answers.{qid}", "message": "unknown question"} for qid in answers if qid not in known
     ]
-    unknown_hidden = [k for k in hidden if k not in definition.hidden_fields]
-    errors += [{"field": f"hidden.{k}", "message": "unknown hidden field"} for k in unknown_hidden]
+    errors += hidden_errors(definition, hidden)
     if errors:
         raise AnswerError(errors)
     # Clean every given answer first (logic evaluates cleaned values), then walk the visible path.
