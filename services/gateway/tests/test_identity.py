@@ -292,3 +292,42 @@ async def test_memberships_pick_the_role_and_scope_at_login(gw, demo):
         },
     )
     assert nowhere.status_code == 401
+
+
+@pytest.mark.parametrize("gateway_overrides", [{"log_level": "DEBUG"}])
+async def test_secrets_never_reach_the_logs(gw, demo, caplog, capfd):
+    caplog.set_level("DEBUG")
+    password = "cx-demo-owner"
+    pair = await gw.login("owner@demo.cx", password)
+    wrong = await gw.client.post(
+        "/api/v1/auth/login", json={"tenant": "demo", "email": "owner@demo.cx", "password": "wrong-password-77"}
+    )
+    assert wrong.status_code == 401
+    refreshed = (await gw.client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})).json()
+    headers = {"Authorization": f"Bearer {refreshed['access_token']}"}
+    created = await gw.client.post(
+        "/api/v1/api-tokens",
+        json={"name": "app", "role": "viewer", "org_unit_id": str(demo.units["HQ"])},
+        headers=headers,
+    )
+    secret = created.json()["token"]
+    assert (await gw.client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {secret}"})).status_code == 200
+    console = await gw.client.post(
+        "/console/login", data={"tenant": "demo", "email": "owner@demo.cx", "password": password, "lang": "en"}
+    )
+    assert console.status_code == 303
+    out, err = capfd.readouterr()
+    logs = caplog.text + out + err
+    assert "/api/v1/auth/login" in logs  # requests were logged ...
+    needles = {
+        "password": password,
+        "wrong password": "wrong-password-77",
+        "access token": pair["access_token"],
+        "refreshed access token": refreshed["access_token"],
+        "refresh token": pair["refresh_token"],
+        "API token": secret,
+        "key encryption secret": gw.settings.key_encryption_secret.get_secret_value(),
+        "platform secret": gw.settings.internal_secret.get_secret_value(),
+    }
+    leaked = [name for name, value in needles.items() if value and value in logs]
+    assert leaked == []  # ... without any secret

@@ -13,6 +13,7 @@ from cx_common.grpc import insecure_channel
 from cx_gateway.analytics.projection import EVENT_TYPES, handle
 from cx_gateway.analytics.views import competitor_router, kpi_router
 from cx_gateway.analytics.views import router as analytics_router
+from cx_gateway.console.pages import router as console_pages_router
 from cx_gateway.console.views import router as console_router
 from cx_gateway.console.views import static_app
 from cx_gateway.identity.keys import KeyRing, LocalJWTVerifier
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             competitor_router,
             nlp_router,
             proxy_router,
+            console_pages_router,  # before the list pages: /console/<page>/<id>/<action> is theirs otherwise
             console_router,
         ],
         consumers=consumers,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from cx_gateway.console.i18n_pages import PAGE_MESSAGES
+
 LANGUAGES = ("zh-Hans", "zh-Hant", "en")
 LANGUAGE_NAMES = {"zh-Hans": "简体中文", "zh-Hant": "繁體中文", "en": "English"}
 
@@ -325,6 +327,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "lang.label": "Language",
     },
 }
+
+
+for _key, _texts in PAGE_MESSAGES.items():
+    for _lang, _text in zip(LANGUAGES, _texts, strict=True):
+        MESSAGES[_lang][_key] = _text
 
 
 def pick_language(requested: str | None, cookie: str | None, accept_language: str | None, user: str | None) -> str:

@@ -117,7 +117,12 @@ def _context(request: Request, page: str, principal: Principal | None, **extra: 
     me = None
     if principal is not None:
         me = {"name": principal.claims.get("name") or principal.user_id, "role": principal.role}
+
+    def can(scope: str) -> bool:
+        return principal is not None and principal.has(scope)
+
     return {
+        "can": can,
         "request": request,
         "lang": lang,
         "t": translator(lang),
@@ -321,7 +326,7 @@ async def dashboard(
         await session.execute(select(Kpi).where(Kpi.tenant_id == scope.tenant_id).order_by(Kpi.code).limit(6))
     ).scalars():
         value = evaluate(parse(kpi.formula, set(analytics.METRIC_NAMES)), variables)
-        kpis.append({"name": kpi.name, "value": value, "target": kpi.target})
+        kpis.append({"name": kpi.name, "value": value, "target": kpi.target, "formula": kpi.formula})
     clusters = await _top_clusters(request, token, principal) if analytics.is_tenant_wide(narrowed) else []
     ctx = _context(
         request,
@@ -341,6 +346,15 @@ async def dashboard(
         stages=await analytics.breakdown(session, narrowed, f, "stage"),
         trend_points=_trend_points(days),
         clusters=clusters,
+        intents=await analytics.terms(session, narrowed, f, "intent", 8),
+        products=await analytics.terms(session, narrowed, f, "sku", 8),
+        competitors=await analytics.terms(session, narrowed, f, "competitor", 8),
+        fusion=[
+            ("dash.fusion_size", await analytics.fusion(session, narrowed, f, "org", "size")),
+            ("dash.fusion_segment", await analytics.fusion(session, narrowed, f, "customer", "segment")),
+            ("dash.fusion_order", await analytics.fusion(session, narrowed, f, "customer", "order_value_band")),
+        ],
+        freshness=await analytics.freshness(session, scope.tenant_id),
     )
     return _render(request, "dashboard.html", ctx, pair)
 
@@ -349,7 +363,8 @@ async def dashboard(
 class Action:
     name: str  # path segment on the console and (tickets: target status) on the owning service
     label: str  # message key
-    when: tuple[str, ...]  # item statuses the action is offered for
+    when: tuple[str, ...]  # values of the item's `field` the action is offered for
+    field: str = "status"
 
 
 @dataclass(frozen=True)
@@ -360,12 +375,18 @@ class ListPage:
     columns: list[tuple[str, str]]
     actions: tuple[Action, ...] = ()
     filters: tuple[tuple[str, str, tuple[str, ...]], ...] = ()  # (query param, label key, choices; () = free text)
+    link: str | None = None  # column whose cell links to the item's page /console/<page>/<id>
+    create: str | None = None  # template of a "new item" form shown above the list
+    read_scope: str = ""  # scope needed to see the page at all (else 403)
+    tenant_wide: bool = False  # the owner keeps it tenant-wide: callers below the root unit see a notice instead
 
 
 @router.get("/org", response_class=HTMLResponse, response_model=None)
 async def org_page(request: Request, session: SessionDep) -> Response:
+    from cx_gateway.console.pages import org_form_context
+
     try:
-        principal, _, pair = await console_principal(request, session)
+        principal, token, pair = await console_principal(request, session)
     except LoginRequired:
         return _to_login(request)
     scope = await org_service.scope_of(session, principal)
@@ -382,7 +403,18 @@ async def org_page(request: Request, session: SessionDep) -> Response:
             collect(n.children)
 
     collect(tree)
-    ctx = _context(request, "org", principal, tree=tree, users=users, unit_names=names)
+    ctx = _context(
+        request,
+        "org",
+        principal,
+        tree=tree,
+        users=users,
+        unit_names=names,
+        csrf=csrf_token(request, token),
+        flash=request.query_params.get("flash"),
+        detail=(request.query_params.get("detail") or "")[:300],
+        **org_form_context(principal, list(names.items())),
+    )
     return _render(request, "org.html", ctx, pair)
 
 
@@ -508,6 +540,8 @@ LISTS: dict[str, ListPage] = {
             ("status", "col.status", ("open", "acknowledged", "in_progress", "waiting_customer", "resolved", "closed")),
             ("priority", "col.priority", ("P1", "P2", "P3", "P4")),
         ),
+        link="title",
+        read_scope="tickets:read",
     ),
     "tasks": ListPage(
         "alerts",
@@ -519,6 +553,7 @@ LISTS: dict[str, ListPage] = {
             Action("reject", "action.reject", ("submitted",)),
             Action("accept", "action.accept", ("completed",)),
         ),
+        read_scope="tasks:read",
     ),
     "feedback": ListPage(
         "ingest",
@@ -535,12 +570,22 @@ LISTS: dict[str, ListPage] = {
             ("sentiment", "col.sentiment", ("negative", "neutral", "positive")),
             ("q", "filter.text", ()),
         ),
+        link="text",
+        read_scope="feedback:read",
     ),
     "surveys": ListPage(
         "survey",
         "/v1/surveys",
         "surveys.title",
-        [("title", "col.title"), ("status", "col.status"), ("created_at", "col.created")],
+        [
+            ("title", "col.title"),
+            ("status", "col.status"),
+            ("current_version", "col.version"),
+            ("created_at", "col.created"),
+        ],
+        link="title",
+        create="forms/survey_new.html",
+        read_scope="surveys:read",
     ),
     "audit": ListPage(
         "alerts",
@@ -553,6 +598,55 @@ LISTS: dict[str, ListPage] = {
             ("entity_type", "col.entity"),
             ("entity_id", "col.id"),
         ],
+        read_scope="audit:read",
+        tenant_wide=True,
+    ),
+    "codebooks": ListPage(
+        "ingest",
+        "/v1/codebooks",
+        "codebooks.title",
+        [
+            ("name", "col.name"),
+            ("primary_language", "col.language"),
+            ("latest_version", "col.version"),
+            ("active", "col.active"),
+        ],
+        link="name",
+        create="forms/codebook_new.html",
+        read_scope="codebooks:read",
+    ),
+    "rules": ListPage(
+        "alerts",
+        "/v1/rules",
+        "rules.title",
+        [
+            ("name", "col.name"),
+            ("trigger", "col.trigger"),
+            ("enabled", "col.enabled"),
+            ("version", "col.version"),
+            ("updated_at", "col.updated"),
+        ],
+        (
+            Action("enable", "action.enable", ("false",), field="enabled"),
+            Action("disable", "action.disable", ("true",), field="enabled"),
+        ),
+        create="forms/rule_new.html",
+        read_scope="rules:read",
+    ),
+    "partners": ListPage(
+        "ingest",
+        "/v1/partners",
+        "partners.title",
+        [
+            ("title", "col.title"),
+            ("kind", "col.kind"),
+            ("default_channel", "col.channel"),
+            ("status", "col.status"),
+            ("rate_limit_per_minute", "col.rate_limit"),
+        ],
+        link="title",
+        create="forms/partner_new.html",
+        read_scope="partners:read",
     ),
 }
 
@@ -589,12 +683,18 @@ def _make_list_page(page: str):  # type: ignore[no-untyped-def]
             principal, token, pair = await console_principal(request, session)
         except LoginRequired:
             return _to_login(request)
+        if spec.read_scope and not principal.has(spec.read_scope):
+            raise Problem(403, f"missing scope: {spec.read_scope}")
+        caller = await caller_units(request, principal)
         ctx = _context(
             request,
             page,
             principal,
             columns=spec.columns,
             actions=spec.actions,
+            link=spec.link,
+            create=spec.create,
+            notice=None,
             items=[],
             next_cursor=None,
             error=None,
@@ -604,6 +704,11 @@ def _make_list_page(page: str):  # type: ignore[no-untyped-def]
             flash=request.query_params.get("flash"),
         )
         ctx["title"] = ctx["t"](spec.title)
+        ctx["detail"] = (request.query_params.get("detail") or "")[:300]
+        if page == "rules":
+            from cx_gateway.console.pages import RULE_EXAMPLE
+
+            ctx["rule_example"] = RULE_EXAMPLE
         upstreams = cast(Upstreams, request.app.state.runtime.extras["upstreams"])
         params = [("limit", "50")] + ([("cursor", cursor)] if cursor else [])
         chosen: dict[str, str] = {}
@@ -613,6 +718,9 @@ def _make_list_page(page: str):  # type: ignore[no-untyped-def]
                 chosen[name] = value
                 params.append((name, value))
         ctx["filters"], ctx["chosen"] = spec.filters, chosen
+        if spec.tenant_wide and caller.subtree is not None:
+            ctx["notice"] = ctx["t"]("list.tenant_wide_only")
+            return _render(request, "list.html", ctx, pair)
         try:
             answer = await upstreams.request(
                 spec.upstream, "GET", spec.path, authorization=f"Bearer {token}", params=params
@@ -620,9 +728,9 @@ def _make_list_page(page: str):  # type: ignore[no-untyped-def]
             if answer.status_code >= 400:
                 ctx["error"] = f"HTTP {answer.status_code}"
             else:
-                body = json.loads(answer.content)
-                body, _ = filter_scoped(body, rule_for(page), await caller_units(request, principal))
-                items = [i for i in body.get("items", []) if isinstance(i, dict)]
+                body, _ = filter_scoped(json.loads(answer.content), rule_for(page), caller)
+                page_of = body if isinstance(body, dict) else {"items": body if isinstance(body, list) else []}
+                items = [i for i in page_of.get("items", []) if isinstance(i, dict)]
                 now = dt.datetime.now(dt.UTC)
                 for item in items:
                     done = item.get("status") in ("resolved", "closed")
@@ -630,7 +738,7 @@ def _make_list_page(page: str):  # type: ignore[no-untyped-def]
                     if isinstance(item.get("aspect_path"), list):
                         item["aspect_path"] = " › ".join(map(str, item["aspect_path"]))
                 ctx["items"] = items
-                ctx["next_cursor"] = body.get("next_cursor")
+                ctx["next_cursor"] = page_of.get("next_cursor")
         except Problem as exc:
             ctx["error"] = exc.detail
         except ValueError:
