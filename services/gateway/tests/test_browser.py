@@ -3,7 +3,8 @@ both served on loopback sockets and wired through JetStream: the gateway's org e
 tickets opened through `/api/v1` land in alerts, their `ticket.*` events feed the gateway read model.
 
 HQ: login → dashboard (charts) → drill-down HQ → region → store → ticket inbox → language switch.
-Store manager: sees only their store, cannot open another store's dashboard, acknowledges and resolves a ticket."""
+Store manager: sees only their store, cannot open another store's dashboard, acknowledges and resolves a ticket, then
+opens it: SLA deadlines, the note, the handling history."""
 
 from __future__ import annotations
 
@@ -187,6 +188,14 @@ async def test_console_end_to_end_in_a_browser(cx_browser, cx_artifacts, cx_serv
             row = page.locator("table.list tbody tr", has_text="fitting-room queue")
             assert await row.locator("td.col-status").inner_text() == "resolved"
             await page.screenshot(path=str(shots / "08-store-manager-resolved.png"), full_page=True)
+            # the ticket's own page: SLA deadlines, the note as a comment, the handling history
+            await row.get_by_role("link", name=re.compile("fitting-room queue")).click()
+            await page.wait_for_selector("#ticket-title:has-text('fitting-room queue')")
+            assert await page.locator("#ticket-status").inner_text() == "resolved"
+            assert "called the customer" in await page.locator("#comments").inner_text()
+            history = await page.locator("#history").inner_text()
+            assert "status:acknowledged" in history and "status:resolved" in history, history
+            await page.screenshot(path=str(shots / "09-store-manager-ticket.png"), full_page=True)
             # the other store's ticket cannot be handled from here, even with a hand-made form post
             forged = await page.request.post(
                 f"{gw_url}/console/tickets/{tickets['S-GZ-01']}/acknowledged", form={"csrf": csrf or ""}
@@ -211,5 +220,10 @@ async def test_console_end_to_end_in_a_browser(cx_browser, cx_artifacts, cx_serv
                 return r.json()["tickets_resolved"] == 1
 
             await ev.until(resolved_counted, 30)
-    for name in ("01-hq-dashboard-zh-Hans.png", "03-store-shanghai.png", "08-store-manager-resolved.png"):
+    for name in (
+        "01-hq-dashboard-zh-Hans.png",
+        "03-store-shanghai.png",
+        "08-store-manager-resolved.png",
+        "09-store-manager-ticket.png",
+    ):
         assert (shots / name).stat().st_size > 0

@@ -36,8 +36,10 @@ from cx_gateway.console.views import (
     console_principal,
     csrf_token,
     due_in,
+    templates,
 )
 from cx_gateway.identity import service as identity
+from cx_gateway.identity.models import User
 from cx_gateway.identity.roles import ROLES, can_grant
 from cx_gateway.identity.schemas import TokenPair, UserCreate
 from cx_gateway.org import service as org_service
@@ -157,6 +159,37 @@ async def _unit_names(session: AsyncSession, tenant: uuid.UUID, ids: set[str]) -
     return {str(i): n for i, n in rows.all()}
 
 
+async def _user_names(session: AsyncSession, tenant: uuid.UUID, ids: set[str]) -> dict[str, str]:
+    wanted = []
+    for value in ids:
+        try:
+            wanted.append(uuid.UUID(value))
+        except (ValueError, TypeError):
+            continue
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(User.id, User.display_name).where(User.tenant_id == tenant, User.id.in_(wanted))
+    )
+    return {str(i): n for i, n in rows.all()}
+
+
+def when(value: Any) -> str:
+    """ISO timestamp → `YYYY-MM-DD HH:MM` (UTC) for the pages."""
+    if not value:
+        return "—"
+    try:
+        moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+templates.env.filters["when"] = when
+
+
 def _flash(request: Request) -> dict[str, str | None]:
     return {"flash": request.query_params.get("flash"), "detail": (request.query_params.get("detail") or "")[:300]}
 
@@ -213,6 +246,11 @@ async def ticket_page(request: Request, session: SessionDep, ticket_id: ItemId) 
         comments=comments if isinstance(comments, list) else [],
         history=history,
         names=await _unit_names(session, principal.tenant_id, ids),
+        people=await _user_names(
+            session,
+            principal.tenant_id,
+            {h["actor"] for h in history} | {str(c.get("author_id", "")) for c in comments if isinstance(c, dict)},
+        ),
         due_first=due_in(ticket.get("first_response_due"), now, ctx["t"]),
         due_resolution=due_in(ticket.get("resolution_due"), now, ctx["t"]),
         transitions=[s for s in ticket.get("allowed_transitions", []) if isinstance(s, str)],
