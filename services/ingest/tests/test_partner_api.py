@@ -153,7 +153,7 @@ async def test_idempotency_key_replays_and_refuses_other_bodies(ingest):
     assert other.json()["errors"][0]["field"] == "Idempotency-Key"
     assert (await ingest.sql("SELECT count(*) AS n FROM feedback_items"))[0]["n"] == 5
 
-    # Concurrent requests with one new key: one does the work, the other waits and replays it.
+    # Concurrent requests with one new key: one answer for both, the work done once (the loser rolls back).
     racing = {**ingest.key(key), "Idempotency-Key": "batch-0002"}
     body2 = {"items": [{"external_id": f"c{i}", "text": f"并发{i}"} for i in range(20)]}
     first_c, second_c = await asyncio.gather(

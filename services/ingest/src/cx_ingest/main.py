@@ -8,12 +8,14 @@ from cx.nlp.v1 import nlp_pb2_grpc
 from cx_common.app import Runtime, create_service_app
 from cx_common.grpc import insecure_channel
 from cx_common.logging import get_logger
+from cx_ingest import pg
 from cx_ingest.analysis.worker import AnalysisWorker
 from cx_ingest.clusters.schedule import clustering_loop
 from cx_ingest.clusters.views import router as clusters_router
 from cx_ingest.codebooks import recode
 from cx_ingest.codebooks.views import router as codebooks_router
 from cx_ingest.feedback import files
+from cx_ingest.feedback.batch_views import router as batch_router
 from cx_ingest.feedback.consumers import consumers
 from cx_ingest.feedback.views import partner_router
 from cx_ingest.feedback.views import router as feedback_router
@@ -49,6 +51,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime.extras["analysis_worker"] = worker
         runtime.spawn(worker.run(), "analysis-worker")
 
+    async def open_pool(runtime: Runtime) -> None:
+        if settings.database_url:
+            runtime.extras[pg.POOL_KEY] = await pg.create_pool(
+                settings.database_url, settings.db_schema, settings.fast_pool_size
+            )
+
     async def resume_imports(runtime: Runtime) -> None:
         if runtime.sessions is None:
             return
@@ -79,16 +87,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if channel is not None:
             await channel.close(grace=1.0)
 
+    async def close_pool(runtime: Runtime) -> None:
+        pool = runtime.extras.pop(pg.POOL_KEY, None)
+        if pool is not None:
+            await pool.close()
+
     app = create_service_app(
         settings,
         title="CX ingest service",
         description=(
             "Partner CRM API, omni-channel feedback and O-data, PII redaction, codebooks, NLP analysis pipeline."
         ),
-        routers=[partner_router, partners_router, feedback_router, codebooks_router, clusters_router, privacy_router],
+        routers=[
+            batch_router,
+            partner_router,
+            partners_router,
+            feedback_router,
+            codebooks_router,
+            clusters_router,
+            privacy_router,
+        ],
         consumers=consumers,
-        on_startup=[start_worker, resume_imports, resume_recodes],
-        on_shutdown=[stop_worker],
+        on_startup=[open_pool, start_worker, resume_imports, resume_recodes],
+        on_shutdown=[stop_worker, close_pool],
     )
     app.state.runtime.extras["analysis_wakeup"] = asyncio.Event()
     app.state.rate_limiter = RateLimiter()

@@ -37,6 +37,9 @@ class Settings(ServiceSettings):
     # Scheduled clustering of unmatched feedback (0 = only on demand).
     clustering_interval_s: float = 6 * 3600
 
+    # Partner API: its hot path runs on a plain asyncpg pool of this many connections (next to SQLAlchemy's).
+    fast_pool_size: int = 10
+
     # Partner API defaults.
     default_rate_limit_per_minute: int = 600
     max_batch_items: int = 1000

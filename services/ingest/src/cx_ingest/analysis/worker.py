@@ -30,8 +30,10 @@ from cx.nlp.v1 import nlp_pb2
 from cx_common.logging import get_logger
 from cx_ingest.analysis.breaker import CircuitBreaker
 from cx_ingest.codebooks import service as codebooks
-from cx_ingest.feedback.service import SOURCE, feedback_context
+from cx_ingest.feedback.records import feedback_context
+from cx_ingest.feedback.service import SOURCE
 from cx_ingest.outbox_bulk import add_events
+from cx_ingest.pg import SessionDb
 from cx_ingest.settings import Settings
 
 log = get_logger(__name__)
@@ -389,7 +391,9 @@ class AnalysisWorker:
             events = [
                 (row["tenant_id"], "feedback.analyzed", analyzed_event(row, analyses[row["id"]])) for row in written
             ]
-            await add_events(session, events, source=SOURCE, subject_prefix=self.settings.events_subject_prefix)
+            await add_events(
+                SessionDb(session), events, source=SOURCE, subject_prefix=self.settings.events_subject_prefix
+            )
         ANALYZED.labels("analyzed").inc(len(written))
         if len(written) < len(analyses):
             ANALYZED.labels("lost_claim").inc(len(analyses) - len(written))

@@ -12,9 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cx.events.v1 import events_pb2
 from cx_common.app import Runtime
 from cx_common.events import EventConsumer
+from cx_ingest.feedback.records import Source
 from cx_ingest.feedback.schemas import MAX_TEXT, FeedbackIn
-from cx_ingest.feedback.service import Source, store_feedback
+from cx_ingest.feedback.service import store_feedback
 from cx_ingest.orgs.service import org_consumer
+from cx_ingest.pg import SessionDb
 
 LANGUAGES = {"zh-Hans", "zh-Hant", "en"}
 
@@ -86,7 +88,7 @@ def survey_consumer(runtime: Runtime) -> EventConsumer:
             default_channel="survey",
             default_language=payload.language if payload.language in LANGUAGES else "",
         )
-        await store_feedback(session, source, list(enumerate(items)), subject_prefix=prefix)
+        await store_feedback(SessionDb(session), source, list(enumerate(items)), subject_prefix=prefix)
 
     def after_commit(_: events_pb2.Envelope) -> None:
         if wakeup is not None:

@@ -24,8 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cx_common.logging import get_logger
 from cx_ingest.feedback import service
 from cx_ingest.feedback.models import ImportBatch, ImportError_
+from cx_ingest.feedback.records import Source, validate_records
 from cx_ingest.partners.mapping import valid_target
 from cx_ingest.partners.models import Partner
+from cx_ingest.pg import SessionDb
 
 log = get_logger(__name__)
 
@@ -154,7 +156,7 @@ async def process_import(sessions: async_sessionmaker[AsyncSession], import_id: 
             return
         path, file_format = Path(batch.stored_path), batch.file_format or "csv"
         partner = await session.get(Partner, batch.partner_id) if batch.partner_id else None
-        source = service.Source(
+        source = Source(
             tenant_id=batch.tenant_id,
             source_key=f"partner:{batch.partner_id}",
             partner_id=batch.partner_id,
@@ -172,9 +174,9 @@ async def process_import(sessions: async_sessionmaker[AsyncSession], import_id: 
         async for header, rows in _chunks(path, file_format, skip):
             raw = [record_from_row(header, row, column_map) if row else None for _, row in rows]
             present = [(i, r) for i, r in enumerate(raw) if r is not None]
-            valid, rejected = service.validate_records([r for _, r in present], None, source.default_channel)
+            valid, rejected = validate_records([r for _, r in present], None)
             async with sessions() as session, session.begin():
-                stored = await service.store_feedback(session, source, valid, subject_prefix=subject_prefix)
+                stored = await service.store_feedback(SessionDb(session), source, valid, subject_prefix=subject_prefix)
                 results = {**rejected, **stored}
                 counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
                 errors = []

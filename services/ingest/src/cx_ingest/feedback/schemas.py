@@ -2,7 +2,7 @@ import datetime as dt
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 Channel = Literal["survey", "hotline", "chat", "email", "review", "social", "store", "crm", "other"]
 CHANNELS: tuple[str, ...] = ("survey", "hotline", "chat", "email", "review", "social", "store", "crm", "other")
@@ -42,16 +42,11 @@ class FeedbackIn(BaseModel):
     customer_key: str | None = Field(default=None, max_length=200)
     product_sku: str | None = Field(default=None, max_length=200)
     language: Language | None = None
-    occurred_at: dt.datetime | None = Field(default=None, description="Defaults to the time of receipt")
+    occurred_at: AwareDatetime | None = Field(
+        default=None, description="With a timezone offset; defaults to the time of receipt"
+    )
     scores: dict[str, float] = Field(default_factory=dict, description="e.g. rating, nps, csat")
     attributes: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("must include a timezone offset")
-        return value
 
     @model_validator(mode="after")
     def _has_content(self) -> "FeedbackIn":
@@ -89,6 +84,9 @@ class RecordResult(BaseModel):
     action: Literal["created", "updated"] | None = None
     reason: str | None = None
     errors: list[FieldError] = Field(default_factory=list)
+
+
+RESULTS_JSON = TypeAdapter(list[RecordResult])
 
 
 class BatchCounts(BaseModel):

@@ -4,9 +4,9 @@ import io
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Header, Path, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
 
 from cx_common.app import RuntimeDep, SessionDep
@@ -14,9 +14,8 @@ from cx_common.auth import Principal, require_scopes
 from cx_common.errors import Problem, not_found
 from cx_common.pagination import Page, clamp_limit
 from cx_ingest.feedback import files, service
-from cx_ingest.feedback.idempotency import run_idempotent
 from cx_ingest.feedback.models import ImportBatch
-from cx_ingest.feedback.schemas import BatchCounts, BatchIn, BatchResult, Channel, FeedbackRead, RecordResult
+from cx_ingest.feedback.schemas import BatchCounts, BatchResult, Channel, FeedbackRead, RecordResult
 from cx_ingest.orgs.service import visible_units
 from cx_ingest.partners.auth import PartnerDep
 from cx_ingest.settings import Settings
@@ -25,11 +24,6 @@ partner_router = APIRouter(prefix="/v1", tags=["partner API"])
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
 
 Reader = Annotated[Principal, Depends(require_scopes("feedback:read"))]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(alias="Idempotency-Key", description="Same key + same body -> same response, nothing created again"),
-]
-ODataKind = Annotated[str, Path(pattern=service.ODATA_KIND.pattern, description="orders, customers, attributes, ...")]
 
 
 def batch_result(batch: ImportBatch) -> BatchResult:
@@ -45,87 +39,6 @@ def batch_result(batch: ImportBatch) -> BatchResult:
         total_rows=batch.total_rows,
         processed_rows=batch.processed_rows if batch.kind == "file" else None,
         error=batch.error,
-    )
-
-
-def wake_worker(runtime: Any) -> None:
-    event = runtime.extras.get("analysis_wakeup")
-    if event is not None:
-        event.set()
-
-
-@partner_router.post(
-    "/feedback:batch",
-    response_model=BatchResult,
-    summary="Push up to 1,000 feedback items",
-    responses={401: {"description": "bad API key"}, 422: {"description": "bad body / reused Idempotency-Key"}},
-)
-async def feedback_batch(
-    body: BatchIn, caller: PartnerDep, session: SessionDep, runtime: RuntimeDep, idempotency_key: IdempotencyKey = None
-) -> Any:
-    """Items are mapped with the partner's field mapping (if any), validated one by one, PII-redacted and upserted by
-    (partner, external_id). Each record gets `accepted` (created/updated), `duplicate` or `rejected` with a reason;
-    good records are stored even when others are bad."""
-    settings: Settings = runtime.settings  # type: ignore[assignment]
-    source = service.Source(
-        tenant_id=caller.tenant_id,
-        source_key=f"partner:{caller.partner_id}",
-        partner_id=caller.partner_id,
-        default_channel=caller.default_channel,
-        default_language=caller.default_language,
-    )
-
-    async def handle() -> dict[str, Any]:
-        valid, results = service.validate_records(body.items, caller.mapping, caller.default_channel)
-        results.update(
-            await service.store_feedback(session, source, valid, subject_prefix=settings.events_subject_prefix)
-        )
-        ordered = [results[i] for i in range(len(body.items))]
-        batch = await service.record_import(session, caller.tenant_id, caller.partner_id, "feedback", ordered)
-        return batch_result(batch).model_dump(mode="json", exclude_none=True)
-
-    response = await run_idempotent(
-        session,
-        tenant_id=caller.tenant_id,
-        partner_id=caller.partner_id,
-        key=idempotency_key,
-        fingerprint={"path": "feedback:batch", "body": body.model_dump(mode="json")},
-        handler=handle,
-    )
-    wake_worker(runtime)
-    return response
-
-
-@partner_router.post("/odata/{kind}:batch", response_model=BatchResult, summary="Upsert up to 1,000 O-data records")
-async def odata_batch(
-    kind: ODataKind,
-    body: BatchIn,
-    caller: PartnerDep,
-    session: SessionDep,
-    runtime: RuntimeDep,
-    idempotency_key: IdempotencyKey = None,
-) -> Any:
-    """Orders, customers, CRM attributes... upserted by (kind, record_key); emits `odata.upserted`."""
-    settings: Settings = runtime.settings  # type: ignore[assignment]
-
-    async def handle() -> dict[str, Any]:
-        valid, results = service.validate_odata(body.items)
-        results.update(
-            await service.store_odata(
-                session, caller.tenant_id, caller.partner_id, kind, valid, subject_prefix=settings.events_subject_prefix
-            )
-        )
-        ordered = [results[i] for i in range(len(body.items))]
-        batch = await service.record_import(session, caller.tenant_id, caller.partner_id, f"odata:{kind}", ordered)
-        return batch_result(batch).model_dump(mode="json", exclude_none=True)
-
-    return await run_idempotent(
-        session,
-        tenant_id=caller.tenant_id,
-        partner_id=caller.partner_id,
-        key=idempotency_key,
-        fingerprint={"path": f"odata/{kind}:batch", "body": body.model_dump(mode="json")},
-        handler=handle,
     )
 
 

@@ -5,18 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import update
 
-from cx_common.app import SessionDep
 from cx_common.db import utcnow
 from cx_common.errors import Problem
-from cx_ingest.partners import apikeys, service
+from cx_ingest.partners import apikeys
 from cx_ingest.partners.mapping import FieldMapping
-from cx_ingest.partners.models import ApiKey
 from cx_ingest.partners.ratelimit import RateLimiter, retry_after_header
+from cx_ingest.pg import ConnDb, Db, Sql, pg_pool
 
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 
@@ -46,38 +45,58 @@ def _presented_key(request: Request) -> str:
     return key
 
 
-async def partner_caller(request: Request, session: SessionDep) -> PartnerCaller:
-    key = _presented_key(request)
+_FIND = Sql(
+    "SELECT k.id, k.key_hash, k.revoked_at, k.expires_at, k.last_used_at, p.id, p.tenant_id, p.status, "
+    "p.rate_limit_per_minute, p.rate_limit_burst, p.default_channel, p.default_language, "
+    "CAST(p.field_mapping AS text) FROM api_keys k JOIN partners p ON p.id = k.partner_id "
+    "WHERE k.prefix = CAST(:prefix AS text)"
+)
+_TOUCH = Sql("UPDATE api_keys SET last_used_at = CAST(:now AS timestamptz) WHERE id = CAST(:id AS uuid)")
+
+
+@lru_cache(maxsize=1024)
+def _mapping(raw: str) -> FieldMapping:
+    return FieldMapping.model_validate_json(raw)
+
+
+async def authenticate(db: Db, key: str, limiter: RateLimiter) -> PartnerCaller:
+    """The partner behind an API key (prefix lookup, SHA-256 compared in constant time), after the rate limit."""
     prefix = apikeys.parse_prefix(key)
-    found = await service.find_key(session, prefix) if prefix else None
-    if found is None or not apikeys.matches(key, found[0].key_hash):
+    rows = await db.fetch(_FIND, prefix=prefix) if prefix else []
+    if not rows or not apikeys.matches(key, rows[0][1]):
         raise _unauthorized("invalid API key")
-    api_key, partner = found
+    key_id, _, revoked_at, expires_at, last_used_at, partner_id, tenant_id, status, per_minute, burst = rows[0][:10]
+    default_channel, default_language, mapping = rows[0][10:]
     now = utcnow()
-    if api_key.revoked_at is not None:
+    if revoked_at is not None:
         raise _unauthorized("API key revoked")
-    if api_key.expires_at is not None and api_key.expires_at <= now:
+    if expires_at is not None and expires_at <= now:
         raise _unauthorized("API key expired")
-    if partner.status != "active":
+    if status != "active":
         raise Problem(403, "partner is disabled")
-    limiter: RateLimiter = request.app.state.rate_limiter
-    wait = limiter.take(partner.id, per_minute=partner.rate_limit_per_minute, burst=partner.rate_limit_burst)
+    wait = limiter.take(partner_id, per_minute=per_minute, burst=burst)
     if wait > 0:
         raise Problem(
             429,
-            f"rate limit of {partner.rate_limit_per_minute} requests/minute exceeded",
+            f"rate limit of {per_minute} requests/minute exceeded",
             headers={"Retry-After": retry_after_header(wait)},
         )
-    if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
-        await session.execute(update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now))
+    if last_used_at is None or now - last_used_at > LAST_USED_RESOLUTION:
+        await db.execute(_TOUCH, now=now, id=key_id)
     return PartnerCaller(
-        tenant_id=partner.tenant_id,
-        partner_id=partner.id,
-        key_id=api_key.id,
-        default_channel=partner.default_channel,
-        default_language=partner.default_language,
-        mapping=service.partner_mapping(partner),
+        tenant_id=tenant_id,
+        partner_id=partner_id,
+        key_id=key_id,
+        default_channel=default_channel,
+        default_language=default_language,
+        mapping=_mapping(mapping) if mapping and mapping != "null" else None,
     )
+
+
+async def partner_caller(request: Request) -> PartnerCaller:
+    key = _presented_key(request)
+    async with pg_pool(request).acquire() as conn:
+        return await authenticate(ConnDb(conn), key, request.app.state.rate_limiter)
 
 
 PartnerDep = Annotated[PartnerCaller, Depends(partner_caller)]

@@ -9,8 +9,8 @@ from cx_common.auth import Principal, require_scopes
 from cx_common.db import utcnow
 from cx_common.errors import Problem, not_found
 from cx_common.pagination import Page, clamp_limit
+from cx_ingest.feedback.records import field_errors
 from cx_ingest.feedback.schemas import FeedbackIn
-from cx_ingest.feedback.service import field_errors
 from cx_ingest.partners import service
 from cx_ingest.partners.mapping import FieldMapping, MappingError, apply_mapping, validate_mapping
 from cx_ingest.partners.models import Partner

@@ -1,11 +1,13 @@
+import json
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 
-from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cx_common.db import utcnow
+from cx_ingest.pg import Db, SessionDb, Sql
 from cx_ingest.privacy.models import PrivacySettings
 from cx_ingest.privacy.redact import Redactor, compile_custom
 from cx_ingest.privacy.schemas import PrivacySettingsIn, PrivacySettingsRead
@@ -36,8 +38,25 @@ async def save(session: AsyncSession, tenant_id: uuid.UUID, data: PrivacySetting
     return PrivacySettingsRead.model_validate(data.model_dump())
 
 
+_LOAD = Sql(
+    "SELECT keep_raw, CAST(custom_patterns AS text) FROM privacy_settings WHERE tenant_id = CAST(:tenant_id AS uuid)"
+)
+DEFAULT = TenantPrivacy(keep_raw=False, redactor=Redactor())
+
+
+@lru_cache(maxsize=1024)
+def _redactor(patterns_json: str) -> Redactor:
+    """Compiled tenant patterns, by their JSON text: compiled once per process, not per request."""
+    return Redactor(compile_custom(json.loads(patterns_json)))
+
+
+async def load_privacy(db: Db, tenant_id: uuid.UUID) -> TenantPrivacy:
+    rows = await db.fetch(_LOAD, tenant_id=tenant_id)
+    if not rows:
+        return DEFAULT
+    keep_raw, patterns = rows[0]
+    return TenantPrivacy(keep_raw=bool(keep_raw), redactor=_redactor(patterns or "[]"))
+
+
 async def load(session: AsyncSession, tenant_id: uuid.UUID) -> TenantPrivacy:
-    row = (await session.execute(select(PrivacySettings).where(PrivacySettings.tenant_id == tenant_id))).scalar()
-    if row is None:
-        return TenantPrivacy(keep_raw=False, redactor=Redactor())
-    return TenantPrivacy(keep_raw=row.keep_raw, redactor=Redactor(compile_custom(row.custom_patterns)))
+    return await load_privacy(SessionDb(session), tenant_id)

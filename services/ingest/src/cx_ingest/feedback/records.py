@@ -1,0 +1,179 @@
+"""Partner records -> validated `FeedbackIn` -> feedback_items rows (PII redacted, content hashed) and event context."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from pydantic import BaseModel, Field, ValidationError
+
+from cx.events.v1 import events_pb2
+from cx_common.db import new_id
+from cx_ingest.feedback.models import FeedbackItem
+from cx_ingest.feedback.schemas import BatchIn, FeedbackIn, FieldError, RecordResult
+from cx_ingest.partners.mapping import FieldMapping, apply_mapping
+from cx_ingest.privacy.service import TenantPrivacy
+
+
+@dataclass(frozen=True)
+class Source:
+    tenant_id: uuid.UUID
+    source_key: str  # partner:<id> | survey
+    partner_id: uuid.UUID | None
+    default_channel: str
+    default_language: str = ""
+
+
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    return [
+        FieldError(field=".".join(str(p) for p in e["loc"]) or "record", message=e["msg"].removeprefix("Value error, "))
+        for e in exc.errors()
+    ]
+
+
+def rejected(index: int, exc: ValidationError, external_id: Any) -> RecordResult:
+    errors = field_errors(exc)
+    return RecordResult(
+        index=index,
+        external_id=str(external_id) if isinstance(external_id, str | int) else None,
+        status="rejected",
+        reason=f"{errors[0].field}: {errors[0].message}",
+        errors=errors,
+    )
+
+
+Validated = tuple[list[tuple[int, FeedbackIn]], dict[int, RecordResult]]
+
+
+class _CleanBatch(BaseModel):
+    items: list[FeedbackIn] = Field(min_length=1, max_length=1000)
+
+
+def parse_batch(raw: bytes, mapping: FieldMapping | None) -> tuple[int, Validated]:
+    """A `BatchIn` request body -> (record count, (valid records, rejected ones)). Raises ValidationError (locations
+    relative to the body) when the body itself is not a batch. Without a field mapping the whole body is first
+    validated in one pass straight from the JSON bytes (pydantic-core); only a batch with bad records goes
+    through the record-by-record path that reports each one."""
+    if mapping is None:
+        try:
+            items = _CleanBatch.model_validate_json(raw).items
+        except ValidationError:
+            pass
+        else:
+            return len(items), (list(enumerate(items)), {})
+    batch = BatchIn.model_validate_json(raw)
+    return len(batch.items), validate_records(batch.items, mapping)
+
+
+def validate_records(raw_items: Sequence[Any], mapping: FieldMapping | None) -> Validated:
+    """Map (partner field mapping) and validate each record on its own: bad records are rejected with the field
+    and reason, the others go on. A record without a channel gets the source's default channel when stored."""
+    valid: list[tuple[int, FeedbackIn]] = []
+    refused: dict[int, RecordResult] = {}
+    for index, raw in enumerate(raw_items):
+        if not isinstance(raw, dict):
+            refused[index] = RecordResult(index=index, status="rejected", reason="record: must be an object")
+            continue
+        record = apply_mapping(mapping, raw) if mapping is not None else raw
+        try:
+            valid.append((index, FeedbackIn.model_validate(record)))
+        except ValidationError as exc:
+            refused[index] = rejected(index, exc, record.get("external_id"))
+    return valid, refused
+
+
+_TEXTS = {"text", "title", "turns"}
+
+
+def build_row(source: Source, item: FeedbackIn, privacy: TenantPrivacy) -> dict[str, Any]:
+    """The per-row arrays of `upsert.UPSERT` for a validated record: every text redacted; `doc` = the record's JSON
+    without its texts (the statement reads the plain fields from it; raw text never reaches the database unless the
+    tenant keeps originals); the content hash = SHA-256 of the whole record's JSON, so the same record sent again is
+    a duplicate and any changed value makes it an update. Plus `item` and `turn_texts` for the event."""
+    redactions: dict[str, int] = {}
+
+    def redact(text: str) -> str:
+        result = privacy.redactor.redact(text)
+        for name, n in result.counts.items():
+            redactions[name] = redactions.get(name, 0) + n
+        return result.text
+
+    turns = raw_turns = None
+    agent_id = item.agent_id or ""
+    if item.turns:
+        ordered = sorted(enumerate(item.turns), key=lambda p: (p[1].seq if p[1].seq is not None else p[0], p[0]))
+        raw_turns = [{**t.model_dump(mode="json", exclude_none=True), "seq": seq} for seq, (_, t) in enumerate(ordered)]
+        turns = [{**t, "text": redact(t["text"])} for t in raw_turns]
+        agent_id = agent_id or next((t.agent_id for t in item.turns if t.agent_id), None) or ""
+    return {
+        "id": new_id(),
+        "doc": item.model_dump_json(exclude=_TEXTS),
+        "title": redact(item.title) if item.title else "",
+        "text": redact(item.text) if item.text else "",
+        "turns": as_json(turns),
+        "raw_text": item.text if privacy.keep_raw and item.text else None,
+        "raw_turns": as_json(raw_turns) if privacy.keep_raw else None,
+        "redactions": as_json(redactions) if redactions else "{}",
+        "agent_id": agent_id,
+        "content_hash": hashlib.sha256(item.model_dump_json().encode()).hexdigest(),
+        "item": item,
+        "turn_texts": [t["text"] for t in turns or []],
+    }
+
+
+def as_json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def timestamp(value: dt.datetime | None) -> Timestamp:
+    ts = Timestamp()
+    if value is not None:
+        ts.FromDatetime(value)
+    return ts
+
+
+def row_context(source: Source, row: dict[str, Any], row_id: uuid.UUID, now: dt.datetime) -> events_pb2.FeedbackContext:
+    """Event context of a row built by `build_row` and stored as `row_id` (defaults as in `upsert.COLUMNS`)."""
+    item: FeedbackIn = row["item"]
+    return events_pb2.FeedbackContext(
+        feedback_id=str(row_id),
+        channel=item.channel or source.default_channel,
+        touchpoint_id=item.touchpoint_id or "",
+        journey_stage=item.journey_stage or "",
+        org_unit_id=item.org_unit_id or "",
+        customer_key=item.customer_key or "",
+        product_sku=item.product_sku or "",
+        language=item.language or source.default_language,
+        occurred_at=timestamp(item.occurred_at or now),
+        partner_id=str(source.partner_id) if source.partner_id else "",
+        external_id=item.external_id,
+        source_response_id=str(item.attributes.get("source_response_id", "")) if source.source_key == "survey" else "",
+        agent_id=row["agent_id"],
+    )
+
+
+def feedback_context(row: dict[str, Any] | FeedbackItem) -> events_pb2.FeedbackContext:
+    """Event context of a stored item (an ORM object or a row mapping read back from the table)."""
+    get = row.get if isinstance(row, dict) else (lambda k, d=None: getattr(row, k, d))
+    partner_id = get("partner_id")
+    return events_pb2.FeedbackContext(
+        feedback_id=str(get("id")),
+        channel=get("channel") or "",
+        touchpoint_id=get("touchpoint_id") or "",
+        journey_stage=get("journey_stage") or "",
+        org_unit_id=get("org_unit_id") or "",
+        customer_key=get("customer_key") or "",
+        product_sku=get("product_sku") or "",
+        language=get("language") or "",
+        occurred_at=timestamp(get("occurred_at")),
+        partner_id=str(partner_id) if partner_id else "",
+        external_id=get("external_id") or "",
+        source_response_id=get("source_response_id") or "",
+        agent_id=get("agent_id") or "",
+    )
