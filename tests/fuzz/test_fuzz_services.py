@@ -7,7 +7,7 @@ with real rows (their schemas are checked too), and schemathesis calls every ope
 same tenant, so requests get past authentication into the logic. The gateway's own routes are fuzzed in
 services/gateway/tests/test_fuzz_scoping.py; the routes it forwards are fuzzed here on the services that own them.
 
-Budget: `CX_FUZZ_EXAMPLES` examples per operation (default 6) and a deadline per service; `CX_FUZZ_SEED` replays.
+Budget: `CX_FUZZ_EXAMPLES` examples per operation (default 4) and a deadline per service; `CX_FUZZ_SEED` replays.
 The default profile runs schemathesis' examples and fuzzing phases; `CX_FUZZ=long` adds its coverage phase (every
 boundary and negative value of every parameter: tens of thousands of requests for the recursive rule conditions of
 alerts alone, so not in the default `make test`).
@@ -29,7 +29,7 @@ from cx_local.pytest_plugin import TokenMinter, live_server
 pytestmark = [pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = int(os.environ.get("CX_FUZZ_EXAMPLES") or 6)
+EXAMPLES = int(os.environ.get("CX_FUZZ_EXAMPLES") or 4)
 SEED = int(os.environ.get("CX_FUZZ_SEED") or 20261201)
 DEADLINE_S = 300.0
 LONG = os.environ.get("CX_FUZZ", "short").lower() == "long"
