@@ -16,11 +16,11 @@ class PlainNlp:
     def __init__(self) -> None:
         self.pipeline, _ = load_configured_pipeline(get_settings())
 
-    @bentoml.api
+    @bentoml.api  # type: ignore[untyped-decorator]
     def analyze(self, text: str, tasks: list[str]) -> dict[str, Any]:
         prediction = self.pipeline.analyze([text], frozenset(tasks))[0]
         return {"sentiment": prediction.sentiment}
 
-    @bentoml.api
+    @bentoml.api  # type: ignore[untyped-decorator]
     def embed(self, text: str) -> str:
         return encode_vector(self.pipeline.embed([text])[0])

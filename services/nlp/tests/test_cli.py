@@ -96,7 +96,26 @@ def test_eval_tiny(nlp_cli_env, tmp_path):
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     result = run(nlp_cli_env, "eval", "--task", "sentiment", "--data", str(data), "--tiny")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip()
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("task: sentiment") and "rows: 4" in lines[0]
+    assert lines[1].split() == ["class", "precision", "recall", "f1", "support"]
+    per_class = {parts[0]: parts[1:] for parts in (line.split() for line in lines[2:-1])}
+    assert set(per_class) == {"negative", "positive"}  # classes without gold rows or predictions are left out
+    assert all(len(v) == 4 and v[3] == "2" for v in per_class.values())
+    summary = lines[-1].split()
+    assert summary[0] == "accuracy" and summary[2] == "macro-F1"
+
+    as_json = run(nlp_cli_env, "eval", "--task", "sentiment", "--data", str(data), "--tiny", "--json")
+    report = json.loads(as_json.stdout)
+    assert f"{report['accuracy']:.3f}" == summary[1] and f"{report['macro_f1']:.3f}" == summary[3]
+    for label, values in per_class.items():
+        m = report["per_class"][label]
+        assert values[:3] == [f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}"]
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"text": "好", "label": "great"}) + "\n", encoding="utf-8")
+    wrong = run(nlp_cli_env, "eval", "--task", "sentiment", "--data", str(bad), "--tiny")
+    assert wrong.returncode != 0 and "great" in wrong.stderr and len(wrong.stderr.strip().splitlines()) == 1
 
     missing = run(nlp_cli_env, "eval", "--task", "sentiment", "--data", str(tmp_path / "nope.jsonl"), "--tiny")
     assert missing.returncode != 0 and "nope.jsonl" in missing.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -54,10 +55,10 @@ def load_configured_pipeline(settings: NlpSettings, *, device: str | None = None
             built = path.exists()
         if not built:
             raise ModelNotBuiltError(f"no built model in {path}; run `cx-nlp build-model` (or use --tiny)")
-    if settings.torch_threads:
+    if path is not None or settings.torch_threads or "torch" in sys.modules:
         import torch
 
-        torch.set_num_threads(settings.torch_threads)
+        torch.set_num_threads(settings.resolved_torch_threads())
     loader = _resolve_loader(settings)
     kwargs: dict[str, Any] = {"device": device or settings.device, "dtype": settings.resolved_dtype()}
     if settings.task_models:

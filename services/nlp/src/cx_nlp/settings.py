@@ -15,6 +15,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from cx_common.settings import ServiceSettings
+from cx_nlp.hardware import cpu_has_native_bf16, default_torch_threads
 
 Device = Literal["cpu", "cuda"]
 Dtype = Literal["auto", "float32", "bfloat16", "float16", "int8"]
@@ -33,9 +34,11 @@ class NlpSettings(ServiceSettings):
     device: Device = "cpu"
     dtype: Dtype = Field(
         default="auto",
-        description="auto = bfloat16 on CUDA, float32 on CPU; bfloat16/int8 are the fast CPU choices",
+        description="auto = bfloat16 on CUDA and on CPUs with native bfloat16 (AVX512-BF16/AMX), else float32",
     )
-    torch_threads: int = Field(default=0, ge=0, description="intra-op threads per worker; 0 = torch default")
+    torch_threads: int = Field(
+        default=0, ge=0, description="intra-op threads per worker; 0 = usable CPUs - 1 (at least 1)"
+    )
     workers: int = Field(default=0, ge=0, description="BentoML workers; 0 = 1 on CPU, one per visible GPU on CUDA")
     task_models: dict[str, str] = Field(
         default_factory=dict,
@@ -82,7 +85,10 @@ class NlpSettings(ServiceSettings):
     def resolved_dtype(self) -> str:
         if self.dtype != "auto":
             return self.dtype
-        return "bfloat16" if self.device == "cuda" else "float32"
+        return "bfloat16" if self.device == "cuda" or cpu_has_native_bf16() else "float32"
+
+    def resolved_torch_threads(self) -> int:
+        return self.torch_threads or default_torch_threads()
 
     def resolved_workers(self) -> int:
         if self.workers:

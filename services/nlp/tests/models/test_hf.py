@@ -81,7 +81,9 @@ def test_device_and_dtype_resolution() -> None:
     assert resolve_device("cpu") == "cpu"
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("cuda") == expected
-    assert resolve_dtype("auto", "cpu") == "float32"
+    from cx_nlp.hardware import cpu_has_native_bf16
+
+    assert resolve_dtype("auto", "cpu") == ("bfloat16" if cpu_has_native_bf16() else "float32")
     assert resolve_dtype("auto", "cuda") == "bfloat16"
     assert resolve_dtype("int8", "cuda") == "bfloat16"
     with pytest.raises(ValueError, match="unsupported dtype"):
@@ -91,3 +93,23 @@ def test_device_and_dtype_resolution() -> None:
 def test_missing_dir_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         HFSentiment(tmp_path / "nope")
+
+
+def test_length_buckets_cover_every_text_once_with_little_padding() -> None:
+    from cx_nlp.models.hf import length_buckets
+
+    lengths = [12, 128, 14, 130, 40, 11, 126, 13, 45]
+    buckets = length_buckets(lengths, max_batch=3)
+    assert sorted(i for b in buckets for i in b) == list(range(len(lengths)))
+    assert all(len(b) <= 3 for b in buckets)
+    for b in buckets:
+        assert max(lengths[i] for i in b) <= 1.25 * min(lengths[i] for i in b) + 8
+    assert length_buckets([], 4) == []
+
+
+def test_bucketed_encoding_matches_one_text_at_a_time(tmp_path: Path) -> None:
+    enc = HFEncoder(_tiny_bert(tmp_path / "enc", None), batch_size=2)
+    texts = ["good", " ".join(["good bad slow"] * 12), "物流太慢 好快 bad", "good", " ".join(["bad"] * 20)]
+    together = enc(texts)
+    alone = np.vstack([enc([t]) for t in texts])
+    assert np.allclose(together, alone, atol=1e-5)

@@ -222,3 +222,32 @@ def test_english_head_of_an_older_format_asks_for_a_rebuild(tmp_path: Path) -> N
     np.savez(old, coef=np.zeros((3, 128 + 9), dtype=np.float32), intercept=np.zeros(3, dtype=np.float32))
     with pytest.raises(ValueError, match="rebuild"):
         HeadSentiment(old, HashingEncoder(128), EnLexicon({}))
+
+
+def test_threads_and_dtype_defaults_follow_the_host() -> None:
+    from cx_nlp.hardware import cpu_has_native_bf16, default_torch_threads, usable_cpus
+    from cx_nlp.settings import NlpSettings
+
+    assert default_torch_threads() == max(1, usable_cpus() - 1)
+    assert NlpSettings(torch_threads=0).resolved_torch_threads() == default_torch_threads()
+    assert NlpSettings(torch_threads=3).resolved_torch_threads() == 3
+    assert NlpSettings(device="cuda").resolved_dtype() == "bfloat16"
+    assert NlpSettings(dtype="float32").resolved_dtype() == "float32"
+    assert NlpSettings().resolved_dtype() == ("bfloat16" if cpu_has_native_bf16() else "float32")
+
+
+def test_concat_encoder_runs_each_part_only_where_it_counts() -> None:
+    from cx_nlp.models.components import ConcatEncoder, HashingEncoder
+
+    seen: list[str] = []
+
+    class Recording(HashingEncoder):
+        def __call__(self, texts: list[str]) -> np.ndarray:
+            seen.extend(texts)
+            return super().__call__(texts)
+
+    enc = ConcatEncoder(HashingEncoder(32), Recording(16))
+    out = enc(["排队太久了", "the queue was long", "这个app很好用"])
+    assert out.shape == (3, 48) and np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    assert seen == ["the queue was long", "app"]  # no Han text reaches the English encoder
+    assert np.allclose(out[0, 32:], 0.0) and np.allclose(out[1, :32], 0.0)

@@ -187,8 +187,12 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 
 class ConcatEncoder:
-    """Per-language weighted concatenation of a Chinese and an English encoder: each text is encoded by both and
-    the parts are weighted by how Chinese / Latin the text is, so similar texts in one language stay close."""
+    """Per-language weighted concatenation of a Chinese and an English encoder: the parts are weighted by how Chinese
+    / Latin the text is, so similar texts in one language stay close.
+
+    The English encoder only sees the text's non-Han part (it is an English model: Han characters are noise to it
+    and cost a token each), and an encoder whose weight is zero for a text is not run for it. So a Chinese text costs
+    a sparse LSA projection, an English one a MiniLM pass, and only mixed texts pay for both."""
 
     def __init__(self, zh: Encoder, en: Encoder) -> None:
         self.zh = zh
@@ -198,10 +202,25 @@ class ConcatEncoder:
     def __call__(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        w = np.array([_han_share(t) for t in texts], dtype=np.float32)[:, None]
-        z = self.zh(texts) * np.sqrt(w)
-        e = self.en(texts) * np.sqrt(1.0 - w)
-        return l2_normalize(np.hstack([z, e]))
+        w = np.array([_han_share(t) for t in texts], dtype=np.float32)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        zh_rows = [i for i in range(len(texts)) if w[i] > 0.0]
+        en_rows = [i for i in range(len(texts)) if w[i] < 1.0]
+        if zh_rows:
+            out[zh_rows, : self.zh.dim] = self.zh([texts[i] for i in zh_rows]) * np.sqrt(w[zh_rows])[:, None]
+        if en_rows:
+            part = self.en([_non_han(texts[i]) for i in en_rows])
+            out[en_rows, self.zh.dim :] = part * np.sqrt(1.0 - w[en_rows])[:, None]
+        return l2_normalize(out)
+
+
+def _non_han(text: str) -> str:
+    """The text with Han characters taken out (what an English encoder can read); the text itself if nothing
+    else is left."""
+    if not any(is_han(ch) for ch in text):
+        return text
+    rest = " ".join("".join(" " if is_han(ch) else ch for ch in text).split())
+    return rest if any(ch.isalnum() for ch in rest) else text
 
 
 def _han_share(text: str) -> float:

@@ -6,7 +6,10 @@ quantisation of the Linear layers (CPU only); `cuda` moves the model to the GPU.
 
 from __future__ import annotations
 
+import contextvars
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,22 @@ import numpy as np
 from cx_nlp.models.components import l2_normalize
 
 log = logging.getLogger(__name__)
+
+# (encoder id, text) -> unit vector, alive for one `encoder_memo()` block (one pipeline call): the English encoder
+# sees the same clause for aspect matching and for clause sentiment, and batches often repeat a text.
+_MEMO: contextvars.ContextVar[dict[tuple[int, str], np.ndarray] | None] = contextvars.ContextVar(
+    "cx_nlp_encoder_memo", default=None
+)
+
+
+@contextmanager
+def encoder_memo() -> Iterator[None]:
+    """Within the block every HFEncoder computes each distinct text once."""
+    token = _MEMO.set({})
+    try:
+        yield
+    finally:
+        _MEMO.reset(token)
 
 
 def resolve_device(device: str) -> str:
@@ -29,8 +48,11 @@ def resolve_device(device: str) -> str:
 
 
 def resolve_dtype(dtype: str, device: str) -> str:
+    """`auto` = bfloat16 on CUDA and on CPUs with native bfloat16 (cx_nlp.hardware), else float32."""
     if dtype in ("auto", ""):
-        return "bfloat16" if device.startswith("cuda") else "float32"
+        from cx_nlp.hardware import cpu_has_native_bf16
+
+        return "bfloat16" if device.startswith("cuda") or cpu_has_native_bf16() else "float32"
     if dtype == "int8" and device.startswith("cuda"):
         log.warning("int8 dynamic quantisation is CPU only; using bfloat16 on %s", device)
         return "bfloat16"
@@ -85,33 +107,70 @@ class HFEncoder:
         self.dim = int(model.config.hidden_size)
         self.batch_size = batch_size
         self.max_length = max_length
+        self.pad_id = int(self.tokenizer.pad_token_id or 0)
 
     def __call__(self, texts: list[str]) -> np.ndarray:
-        import torch
-
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = []
-        # sort by length so padding stays small, restore order at the end
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        memo = _MEMO.get()
+        key = id(self)
+        if memo is None:
+            unique = list(dict.fromkeys(texts))
+            if len(unique) == len(texts):
+                return self._encode(texts)
+            found = dict(zip(unique, self._encode(unique), strict=True))
+            return np.stack([found[t] for t in texts])
+        missing = [t for t in dict.fromkeys(texts) if (key, t) not in memo]
+        if missing:
+            for t, v in zip(missing, self._encode(missing), strict=True):
+                memo[(key, t)] = v
+        return np.stack([memo[(key, t)] for t in texts])
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        # Tokenise once, then run length buckets (see length_buckets) so a batch of mixed lengths does not pay
+        # for padding every text to the longest one; the order is restored at the end.
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)
+        ids: list[list[int]] = enc["input_ids"]
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode():
-            for i in range(0, len(order), self.batch_size):
-                idx = order[i : i + self.batch_size]
-                enc = self.tokenizer(
-                    [texts[j] for j in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                ).to(self.device)
-                hidden = self.model(**enc).last_hidden_state.float()
-                mask = enc["attention_mask"].unsqueeze(-1).float()
+            for bucket in length_buckets([len(x) for x in ids], self.batch_size):
+                batch = _pad({k: [enc[k][j] for j in bucket] for k in enc}, self.pad_id, self.device)
+                hidden = self.model(**batch).last_hidden_state.float()
+                mask = batch["attention_mask"].unsqueeze(-1).float()
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-                out.append(pooled.cpu().numpy())
-        emb = np.vstack(out)
-        restored = np.empty_like(emb)
-        restored[order] = emb
-        return l2_normalize(restored)
+                out[bucket] = pooled.cpu().numpy()
+        return l2_normalize(out)
+
+
+def _pad(features: dict[str, list[list[int]]], pad_id: int, device: str) -> dict[str, Any]:
+    """Right-pad token id lists into tensors (input ids with the pad id, everything else with 0)."""
+    import torch
+
+    width = max(len(x) for x in features["input_ids"])
+    out: dict[str, Any] = {}
+    for key, rows in features.items():
+        fill = pad_id if key == "input_ids" else 0
+        out[key] = torch.tensor([x + [fill] * (width - len(x)) for x in rows], dtype=torch.long, device=device)
+    return out
+
+
+def length_buckets(lengths: list[int], max_batch: int, slack: float = 1.25, min_pad: int = 8) -> list[list[int]]:
+    """Indices grouped into batches of similar token length: sorted by length, a batch closes when it is full or
+    the next text is longer than `slack` x its shortest text + `min_pad` tokens. On CPU, compute grows with the
+    padded length, so padding a 10-token review to a 128-token chat would cost more than the batching saves."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    buckets: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        if current and (len(current) >= max_batch or lengths[i] > slack * lengths[current[0]] + min_pad):
+            buckets.append(current)
+            current = []
+        current.append(i)
+    if current:
+        buckets.append(current)
+    return buckets
 
 
 def _label_order(id2label: dict[int, str]) -> list[int]:

@@ -89,6 +89,14 @@ class CxPipeline:
             raise ValueError(f"unknown tasks: {sorted(unknown)}")
         if codebook is not None and not isinstance(codebook, Codebook):
             raise TypeError("codebook must come from this pipeline's compile_codebook()")
+        from cx_nlp.models.hf import encoder_memo
+
+        with encoder_memo():
+            return self._analyze(texts, tasks, codebook, max_keywords)
+
+    def _analyze(
+        self, texts: list[str], tasks: frozenset[str], codebook: Codebook | None, max_keywords: int
+    ) -> list[Prediction]:
         preds = [Prediction() for _ in texts]
         langs = [langid.detect(t) for t in texts]
         for p, (lang, conf) in zip(preds, langs, strict=True):
@@ -111,7 +119,7 @@ class CxPipeline:
             for p, text in zip(preds, texts, strict=True):
                 p.keywords = kw.keywords(text, p.language, max_keywords)
         if "aspects" in tasks and isinstance(codebook, Codebook):
-            self._aspects(texts, preds, codebook)
+            self._aspects(texts, preds, codebook, sentiments)
         return preds
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -162,13 +170,16 @@ class CxPipeline:
             out[other] = self.en_sentiment([texts[i] for i in other])
         return out
 
-    def _aspects(self, texts: list[str], preds: list[Prediction], codebook: Codebook) -> None:
+    def _aspects(
+        self, texts: list[str], preds: list[Prediction], codebook: Codebook, whole: np.ndarray | None = None
+    ) -> None:
         spans = [clause_spans(t) for t in texts]
         flat = [texts[i][s:e] for i, sp in enumerate(spans) for s, e in sp]
         languages = [preds[i].language for i, sp in enumerate(spans) for _ in sp]
         vectors = self.encoder(flat) if flat and len(codebook.leaf_index) else None
         sents = self.sentiment(flat, languages) if flat else np.zeros((0, 3), dtype=np.float32)
-        whole = self.sentiment(texts, [p.language for p in preds])
+        if whole is None:
+            whole = self.sentiment(texts, [p.language for p in preds])
         k = 0
         for i, sp in enumerate(spans):
             n = len(sp)
