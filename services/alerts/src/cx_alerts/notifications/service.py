@@ -33,7 +33,7 @@ async def notify(
     recipients = list(dict.fromkeys(u for u in user_ids if u))
     if not recipients:
         return []
-    people = {row.user_id: row for row in await session.execute(_RECIPIENTS, {"tenant": tenant_id, "ids": recipients})}
+    people = await _people(session, tenant_id, recipients)
     notes = []
     deliveries = []
     for user_id in recipients:
@@ -69,6 +69,23 @@ _RECIPIENTS = text(
     "LEFT JOIN notification_preferences p ON p.tenant_id = :tenant AND p.user_id = r.user_id"
 )
 _CHANNELS = "cx_alerts_channels"
+_PEOPLE = "cx_alerts_recipients"
+
+
+async def _people(session: AsyncSession, tenant_id: uuid.UUID, user_ids: list[str]) -> dict[str, Any]:
+    """Locale, directory e-mail and preferences of each recipient; a transaction reads each user once (a signal
+    usually notifies the same store manager of its alert and of its ticket)."""
+    transaction = session.sync_session.get_transaction()
+    cached = session.info.get(_PEOPLE)
+    if cached is None or cached[0] is not transaction or cached[1] != tenant_id:
+        cached = (transaction, tenant_id, {})
+        session.info[_PEOPLE] = cached
+    known: dict[str, Any] = cached[2]
+    missing = [u for u in user_ids if u not in known]
+    if missing:
+        for row in await session.execute(_RECIPIENTS, {"tenant": tenant_id, "ids": missing}):
+            known[row.user_id] = row
+    return {u: known[u] for u in user_ids}
 
 
 async def _channels(session: AsyncSession, tenant_id: uuid.UUID) -> list[NotificationChannel]:
