@@ -1,12 +1,14 @@
 """Time to alert: from the survey API acknowledging a response (HTTP 201 from the real survey service) to the ticket
 existing in alerts with its SLA deadlines, at a steady (open-loop) arrival rate; p50/p95/p99.
 
-    python -m bench time_to_alert [--quick] [--rate 8] [--seconds 30] [--rounds 2] [--no-nlp] [--write-readme]
+    python -m bench time_to_alert [--quick] [--rate 8] [--seconds 60] [--slice 5] [--no-nlp] [--write-readme]
 
 survey and alerts run as real processes (`cx-survey serve`, `cx-alerts serve`) on embedded Postgres (fsync on, as
 `cx-local up` runs it) and embedded NATS JetStream, provisioned like the local stack. The same run compares the
 outbox relay woken by LISTEN/NOTIFY (`CX_<SVC>_OUTBOX_LISTEN=true`, the default) with polling only
-(`..._OUTBOX_LISTEN=false`, `..._OUTBOX_POLL_INTERVAL` = 0.5 s, the default interval), in alternating rounds.
+(`..._OUTBOX_LISTEN=false`, `..._OUTBOX_POLL_INTERVAL` = 0.5 s, the default interval): one survey + alerts pair per
+mode, each with its own database and stream, both running all along, the load switching between them every
+`--slice` seconds (A B B A A B …) so that the machine's other work weighs on both alike.
 
 Score rules (NPS ≤ 6 → ticket): target p99 ≤ 1 s. NLP-derived rules (the response's open answer → ingest → nlp
 `Analyze` (tiny in-code model) → `feedback.analyzed` → sentiment/intent rule → ticket): target p99 ≤ 5 s while the nlp
@@ -19,9 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import statistics
 import sys
 import time
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from bench.time_to_alert.scenario import (
     NLP_RULES,
     SCORE_RULES,
     Outcome,
+    Tenant,
     TicketWatcher,
     nlp_body,
     score_body,
@@ -39,13 +42,25 @@ from bench.time_to_alert.scenario import (
     setup_tenant,
     steady_load,
 )
-from bench.time_to_alert.stack import Infra, fastapi_service, infrastructure, nlp_services, running
+from bench.time_to_alert.stack import (
+    Database,
+    Events,
+    Infra,
+    Service,
+    database,
+    fastapi_service,
+    infrastructure,
+    nlp_services,
+    running,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "services" / "alerts" / "README.md"
 START, END = "<!-- bench:time_to_alert:start -->", "<!-- bench:time_to_alert:end -->"
 SCORE_TARGET_MS = 1000.0
 NLP_TARGET_MS = 5000.0
+SCORE = "survey.response.submitted"
+FEEDBACK = "feedback.analyzed"
 
 
 @dataclass(frozen=True)
@@ -81,50 +96,98 @@ class Tokens:
         return str(self.minter.mint(tenant_id, user_id="bench-admin", scopes=("*",), ttl=6 * 3600))
 
 
-async def score_round(
-    infra: Infra, tokens: Tokens, mode: Mode, args: argparse.Namespace, state: dict[str, Any]
-) -> Outcome:
-    survey = fastapi_service(infra, "survey", survey_settings(mode), mode.key)
-    alerts = fastapi_service(infra, "alerts", mode.settings(), mode.key)
-    with running([survey, alerts]):
-        survey_url, alerts_url = survey.ready_url.removesuffix("/readyz"), alerts.ready_url.removesuffix("/readyz")
-        if "score" not in state:
-            state["score"] = await setup_tenant(infra.nats_url, survey_url, alerts_url, tokens.admin, SCORE_RULES)
-        tenant = state["score"]
-        body = score_body(tenant)
-        await steady_load(survey_url, tenant, body, rate=args.rate, seconds=args.warmup, watcher=None)
-        async with TicketWatcher(infra.admin_url, "survey.response.submitted") as watcher:
-            outcome = await steady_load(survey_url, tenant, body, rate=args.rate, seconds=args.seconds, watcher=watcher)
-        gaps = await server_side_gaps(
-            infra.admin_url, [s.response_id for s in outcome.samples], "survey.response.submitted"
+@dataclass
+class Pair:
+    """survey + alerts of one relay mode, on their own database and stream."""
+
+    mode: Mode
+    db: Database
+    events: Events
+    survey: Service
+    alerts: Service
+    tenant: Tenant | None = None
+
+    @property
+    def survey_url(self) -> str:
+        return self.survey.ready_url.removesuffix("/readyz")
+
+    @property
+    def alerts_url(self) -> str:
+        return self.alerts.ready_url.removesuffix("/readyz")
+
+
+async def score_phase(
+    infra: Infra, tokens: Tokens, ms: list[Mode], args: argparse.Namespace
+) -> tuple[dict[str, Outcome], dict[str, float]]:
+    pairs = []
+    for m in ms:
+        db = await database(infra, f"tta_{m.key}")
+        events = Events(f"TTA_{m.key.upper()}", f"tta{m.key}")
+        survey = fastapi_service(infra, db, events, "survey", survey_settings(m), m.key)
+        alerts = fastapi_service(infra, db, events, "alerts", m.settings(), m.key)
+        pairs.append(Pair(m, db, events, survey, alerts))
+    slices: dict[str, list[Outcome]] = {m.key: [] for m in ms}
+    with running([s for p in pairs for s in (p.survey, p.alerts)]):
+        for p in pairs:
+            p.tenant = await setup_tenant(
+                infra.nats_url, p.events.prefix, p.survey_url, p.alerts_url, tokens.admin, SCORE_RULES
+            )
+            await steady_load(p.survey_url, p.tenant, score_body(p.tenant), rate=args.rate, seconds=args.warmup)
+        async with AsyncExitStack() as stack:
+            watchers = {
+                p.mode.key: await stack.enter_async_context(TicketWatcher(p.db.admin_url, SCORE)) for p in pairs
+            }
+            n = max(1, round(args.seconds / args.slice))
+            order = [pairs[(i + 1) // 2 % 2] for i in range(2 * n)]  # A B B A A B B A …
+            for p in order:
+                assert p.tenant is not None
+                outcome = await steady_load(
+                    p.survey_url,
+                    p.tenant,
+                    score_body(p.tenant),
+                    rate=args.rate,
+                    seconds=args.slice,
+                    watcher=watchers[p.mode.key],
+                    drain_s=0,
+                )
+                slices[p.mode.key].append(outcome)
+            for w in watchers.values():
+                await w.drain(30)
+        gaps = {}
+        for p in pairs:
+            ids = [s.response_id for o in slices[p.mode.key] for s in o.samples]
+            gaps[p.mode.key] = (await server_side_gaps(p.db.admin_url, ids, SCORE))["submitted_to_opened_p50_ms"]
+    by_mode = {k: pooled(v) for k, v in slices.items()}
+    for m in ms:
+        o = by_mode[m.key]
+        print(
+            f"  {m.key:7} {o.submitted / o.seconds:5.1f} responses/s  tickets {len(o.latencies_ms)}  "
+            f"p50 {o.percentile(0.5):7.1f} ms  p95 {o.percentile(0.95):7.1f} ms  p99 {o.percentile(0.99):7.1f} ms  "
+            f"missing {o.missing}  errors {o.errors or 0}",
+            flush=True,
         )
-    state.setdefault("gaps", {}).setdefault(mode.key, []).append(gaps["submitted_to_opened_p50_ms"])
-    print(
-        f"  {mode.key:7} {outcome.submitted / outcome.seconds:5.1f} responses/s  tickets {len(outcome.latencies_ms)}  "
-        f"p50 {outcome.percentile(0.5):7.1f} ms  p95 {outcome.percentile(0.95):7.1f} ms  "
-        f"p99 {outcome.percentile(0.99):7.1f} ms  missing {outcome.missing}  errors {outcome.errors or 0}",
-        flush=True,
-    )
-    return outcome
+    return by_mode, gaps
 
 
-async def nlp_round(infra: Infra, tokens: Tokens, mode: Mode, args: argparse.Namespace) -> dict[str, Any]:
+async def nlp_phase(infra: Infra, tokens: Tokens, mode: Mode, args: argparse.Namespace) -> dict[str, Any]:
+    db = await database(infra, "tta_nlp")
+    events = Events("TTA_NLP", "ttanlp")
     nlp_http, nlp_grpc, target = nlp_services(infra)
-    survey = fastapi_service(infra, "survey", survey_settings(mode), f"nlp-{mode.key}")
-    alerts = fastapi_service(infra, "alerts", mode.settings(), f"nlp-{mode.key}")
-    ingest = fastapi_service(infra, "ingest", {**mode.settings(), "nlp_grpc_target": target}, f"nlp-{mode.key}")
+    survey = fastapi_service(infra, db, events, "survey", survey_settings(mode), "nlp")
+    alerts = fastapi_service(infra, db, events, "alerts", mode.settings(), "nlp")
+    ingest = fastapi_service(infra, db, events, "ingest", {**mode.settings(), "nlp_grpc_target": target}, "nlp")
     with running([nlp_http, nlp_grpc]), running([survey, alerts, ingest]):
         survey_url, alerts_url = survey.ready_url.removesuffix("/readyz"), alerts.ready_url.removesuffix("/readyz")
         capacity = await nlpload.capacity(target, seconds=args.capacity_seconds)
         half = capacity / 2
         print(f"  nlp capacity {capacity:,.0f} texts/s (batches of {nlpload.BATCH}); half = {half:,.0f}/s", flush=True)
-        tenant = await setup_tenant(infra.nats_url, survey_url, alerts_url, tokens.admin, NLP_RULES)
+        tenant = await setup_tenant(infra.nats_url, events.prefix, survey_url, alerts_url, tokens.admin, NLP_RULES)
         body = nlp_body(tenant)
         pipeline_rate = min(args.nlp_rate, half)
         background = max(0.0, half - pipeline_rate)
-        await steady_load(survey_url, tenant, body, rate=pipeline_rate, seconds=args.warmup, watcher=None)
+        await steady_load(survey_url, tenant, body, rate=pipeline_rate, seconds=args.warmup)
         async with (
-            TicketWatcher(infra.admin_url, "feedback.analyzed") as watcher,
+            TicketWatcher(db.admin_url, FEEDBACK) as watcher,
             nlpload.Background(target, background) as bg,
         ):
             outcome = await steady_load(
@@ -156,7 +219,7 @@ def fmt(ms: float) -> str:
 
 
 def table(
-    args: argparse.Namespace, ms: list[Mode], by_mode: dict[str, Outcome], nlp: dict[str, Any] | None
+    ms: list[Mode], by_mode: dict[str, Outcome], nlp: dict[str, Any] | None
 ) -> tuple[str, list[dict[str, Any]], str]:
     fastest = min(ms, key=lambda m: by_mode[m.key].percentile(0.99))
     lines = [
@@ -233,44 +296,49 @@ def write_readme(text: str, machine: str) -> None:
     README.write_text(current)
 
 
+def load_note() -> str:
+    try:
+        one, five, _ = (float(x) for x in Path("/proc/loadavg").read_text().split()[:3])
+    except (OSError, ValueError):
+        return ""
+    return f" Load average at the end: {one:.1f} (1 min), {five:.1f} (5 min)."
+
+
 async def run(args: argparse.Namespace) -> int:
     from bench.report import machine
 
     tokens = Tokens()
     ms = modes(args.poll_interval)
-    outcomes: dict[str, list[Outcome]] = {m.key: [] for m in ms}
-    state: dict[str, Any] = {}
     nlp: dict[str, Any] | None = None
     started = time.monotonic()
     async with infrastructure(tokens.minter.jwks, durable=not args.no_fsync) as infra:
-        print(f"rate {args.rate:g} responses/s, {args.rounds} round(s) × {args.seconds:g} s per relay mode", flush=True)
-        for r in range(args.rounds):
-            order = ms if r % 2 == 0 else list(reversed(ms))  # ABBA: drift over the run hits both alike
-            for mode in order:
-                outcomes[mode.key].append(await score_round(infra, tokens, mode, args, state))
+        print(
+            f"rate {args.rate:g} responses/s, {args.seconds:g} s per relay mode in {args.slice:g} s slices", flush=True
+        )
+        by_mode, gaps = await score_phase(infra, tokens, ms, args)
         if args.nlp:
-            nlp = await nlp_round(infra, tokens, ms[0], args)
-    by_mode = {k: pooled(v) for k, v in outcomes.items()}
-    text, rows, summary = table(args, ms, by_mode, nlp)
-    gaps = {k: statistics.median(v) for k, v in state.get("gaps", {}).items()}
+            nlp = await nlp_phase(infra, tokens, ms[0], args)
+    text, rows, summary = table(ms, by_mode, nlp)
     notes = [
         summary,
-        f"Steady open-loop load of {args.rate:g} responses/s (7 of 11 detractors, each a new customer, 8 stores), "
-        f"{args.rounds} round(s) of {args.seconds:g} s per relay mode after {args.warmup:g} s of warm-up, services "
-        "restarted for each round; latency = bench's monotonic clock from the 201 to the watcher seeing the ticket "
-        "row committed with first-response and resolution deadlines (woken by the commit's NOTIFY).",
+        f"Steady open-loop load of {args.rate:g} responses/s (7 of 11 detractors, each a new customer, 8 stores under "
+        f"2 regions), {args.seconds:g} s per relay mode after {args.warmup:g} s of warm-up; one survey + alerts pair "
+        f"per mode (own database and stream) running side by side, the load switching between them every "
+        f"{args.slice:g} s (A B B A …). Latency: the bench's monotonic clock from the 201 to its watcher seeing the "
+        "ticket row committed with first-response and resolution deadlines (woken by the commit's NOTIFY).",
         "Server-side median from the survey's submitted_at to the alerts ticket's opened_at: "
         + ", ".join(f"{k} {v:.0f} ms" for k, v in gaps.items())
         + ".",
         "Postgres " + ("fsync off" if args.no_fsync else "with fsync on (as cx-local up)") + "; everything (Postgres, "
-        "NATS, services, load generator) shares this machine's cores with other work.",
+        "NATS, services, load generator) shares this machine's cores with other work." + load_note(),
         f"Run took {time.monotonic() - started:.0f} s.",
     ]
     if nlp is not None:
         notes.append(
-            f"NLP path: nlp capacity measured first ({nlp['capacity']:,.0f} texts/s, {nlpload.BATCH}-text Analyze "
-            f"batches, tiny model, CPU); responses with open answers at {nlp['pipeline_rate']:g}/s plus "
-            f"{nlp['background']:,.0f} texts/s sent straight to nlp keep it at half capacity."
+            f"NLP path (responses with an open answer → ingest → nlp → feedback.analyzed → alerts): nlp capacity "
+            f"measured first ({nlp['capacity']:,.0f} texts/s, Analyze + Embed in {nlpload.BATCH}-text batches as "
+            f"ingest sends them, tiny model, CPU); {nlp['pipeline_rate']:g} responses/s through the pipeline plus "
+            f"{nlp['background']:,.0f} texts/s sent straight to nlp hold it at half its capacity."
         )
     write_result(
         "time_to_alert",
@@ -291,19 +359,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench time_to_alert", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument("--rate", type=float, default=8.0, help="responses per second (score path)")
-    parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds per round and relay mode")
+    parser.add_argument("--seconds", type=float, default=60.0, help="measured seconds per relay mode")
+    parser.add_argument("--slice", type=float, default=5.0, help="seconds of load on one mode before switching")
     parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--poll-interval", type=float, default=0.5, help="outbox poll interval of both modes")
     parser.add_argument("--no-nlp", dest="nlp", action="store_false", help="skip the ingest + nlp path")
     parser.add_argument("--nlp-rate", type=float, default=4.0, help="responses per second on the NLP path")
-    parser.add_argument("--nlp-seconds", type=float, default=30.0)
+    parser.add_argument("--nlp-seconds", type=float, default=40.0)
     parser.add_argument("--capacity-seconds", type=float, default=8.0, help="length of the nlp capacity probe")
     parser.add_argument("--no-fsync", action="store_true", help="throwaway Postgres without fsync")
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args(argv or [])
     if args.quick:
-        args.seconds, args.warmup, args.rounds = min(args.seconds, 8.0), 1.0, 1
+        args.seconds, args.warmup = min(args.seconds, 10.0), 1.0
         args.nlp_seconds, args.capacity_seconds = min(args.nlp_seconds, 8.0), min(args.capacity_seconds, 3.0)
     return asyncio.run(run(args))
 

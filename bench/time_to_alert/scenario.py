@@ -132,7 +132,7 @@ def org_tree() -> tuple[list[events_pb2.UserChanged], list[events_pb2.OrgUnitCha
     return users, units
 
 
-async def publish_org(nats_url: str, tenant_id: uuid.UUID) -> int:
+async def publish_org(nats_url: str, prefix: str, tenant_id: uuid.UUID) -> int:
     """The gateway's org events, on the subjects and in the envelope it uses (users before units)."""
     users, units = org_tree()
     nc = await nats.connect(nats_url)
@@ -142,7 +142,7 @@ async def publish_org(nats_url: str, tenant_id: uuid.UUID) -> int:
             for payload in payloads:
                 envelope = build_envelope(tenant_id=tenant_id, event_type=event_type, payload=payload, source="gateway")
                 await js.publish(
-                    f"cx.{event_type}", envelope.SerializeToString(), headers={"Nats-Msg-Id": envelope.event_id}
+                    f"{prefix}.{event_type}", envelope.SerializeToString(), headers={"Nats-Msg-Id": envelope.event_id}
                 )
     finally:
         await nc.close()
@@ -158,11 +158,16 @@ async def _until(check: Callable[[], Awaitable[bool]], what: str, limit: float =
 
 
 async def setup_tenant(
-    nats_url: str, survey_url: str, alerts_url: str, token: Callable[[uuid.UUID], str], rules: list[dict[str, Any]]
+    nats_url: str,
+    prefix: str,
+    survey_url: str,
+    alerts_url: str,
+    token: Callable[[uuid.UUID], str],
+    rules: list[dict[str, Any]],
 ) -> Tenant:
     tenant_id = uuid.uuid4()
     headers = {"Authorization": f"Bearer {token(tenant_id)}"}
-    expected = await publish_org(nats_url, tenant_id)
+    expected = await publish_org(nats_url, prefix, tenant_id)
     async with httpx.AsyncClient(timeout=30, headers=headers) as client:
 
         async def projected() -> bool:
@@ -301,7 +306,7 @@ async def steady_load(
     *,
     rate: float,
     seconds: float,
-    watcher: TicketWatcher | None,
+    watcher: TicketWatcher | None = None,
     drain_s: float = 20.0,
 ) -> Outcome:
     """Open loop: request i is sent at start + i/rate whatever the earlier ones are doing (a steady arrival rate)."""

@@ -4,6 +4,7 @@ the services started with their `cx-<svc> serve` commands (nlp with `cx-nlp serv
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -42,16 +43,36 @@ def _bin(name: str) -> str:
 
 @dataclass
 class Infra:
-    admin_url: str  # superuser, the bench database
+    pg_url: str  # superuser, maintenance database
     nats_url: str
     jwks_url: str
-    database: str
-    passwords: dict[str, str]
     work_dir: Path
+    # login roles are per cluster: one password per service role, whatever the database
+    passwords: dict[str, str] = field(default_factory=lambda: {s: secrets.token_urlsafe(12) for s in SCHEMAS})
+
+    def url(self, database: str) -> str:
+        return f"{self.pg_url.rsplit('/', 1)[0]}/{database}"
+
+
+@dataclass
+class Database:
+    """One database with a schema + role per service, migrated; each run of services gets its own."""
+
+    name: str
+    admin_url: str
+    passwords: dict[str, str]
 
     def role_url(self, schema: str) -> str:
         host_db = self.admin_url.split("@", 1)[1]
         return f"postgresql://cx_{schema}:{self.passwords[schema]}@{host_db}"
+
+
+@dataclass(frozen=True)
+class Events:
+    """The JetStream stream and subject prefix of one set of services (sets in one run never see each other)."""
+
+    stream: str
+    prefix: str
 
 
 class _Jwks(BaseHTTPRequestHandler):
@@ -83,10 +104,9 @@ def jwks_server(jwks: Mapping[str, object]) -> Iterator[str]:
 
 @asynccontextmanager
 async def infrastructure(jwks: Mapping[str, object], *, durable: bool) -> AsyncIterator[Infra]:
-    """Postgres (fsync on, like `cx-local up`, unless `durable` is False) + NATS JetStream + provisioned schemas."""
+    """Postgres (fsync on, like `cx-local up`, unless `durable` is False), NATS JetStream and a JWKS endpoint."""
     from cx_local.nats import EmbeddedNats
     from cx_local.postgres import EmbeddedPostgres
-    from cx_local.provision import provision_schema
 
     work = Path(tempfile.mkdtemp(prefix="cx-bench-tta-"))
     pg = EmbeddedPostgres(work / "pg", port=free_port(), durable=durable)
@@ -94,22 +114,28 @@ async def infrastructure(jwks: Mapping[str, object], *, durable: bool) -> AsyncI
     try:
         info = pg.start()
         nats_url = nats.start()
-        passwords = {schema: secrets.token_urlsafe(12) for schema in SCHEMAS}
-        for schema in SCHEMAS:
-            await provision_schema(info.admin_url, info.database, schema, passwords[schema])
         with jwks_server(jwks) as jwks_url:
-            infra = Infra(info.admin_url, nats_url, jwks_url, info.database, passwords, work)
-            for schema in SCHEMAS:
-                migrate(infra, schema)
-            yield infra
+            yield Infra(info.url(database="postgres"), nats_url, jwks_url, work)
     finally:
         nats.stop()
         pg.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
-def migrate(infra: Infra, service: str) -> None:
-    env = {**clean_env(), f"CX_{service.upper()}_DATABASE_URL": infra.role_url(service)}
+async def database(infra: Infra, name: str) -> Database:
+    """A new database provisioned like the local stack's (cx_local.provision) and migrated by `cx-<svc> migrate`."""
+    from cx_local.provision import create_database, provision_schema
+
+    await create_database(infra.pg_url, name)
+    db = Database(name, infra.url(name), infra.passwords)
+    for schema in SCHEMAS:
+        await provision_schema(infra.pg_url, name, schema, db.passwords[schema])
+    await asyncio.gather(*(asyncio.to_thread(migrate, db, schema) for schema in SCHEMAS))
+    return db
+
+
+def migrate(db: Database, service: str) -> None:
+    env = {**clean_env(), f"CX_{service.upper()}_DATABASE_URL": db.role_url(service)}
     result = subprocess.run([_bin(f"cx-{service}"), "migrate"], env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"migrations of {service} failed: {(result.stderr or result.stdout).strip()[-500:]}")
@@ -181,14 +207,18 @@ def _grpc_serving(target: str) -> bool:
         return False
 
 
-def fastapi_service(infra: Infra, name: str, settings: dict[str, str], tag: str) -> Service:
-    """`cx-<name> serve` with its database role, NATS, JWKS and `settings` (names without the CX_<NAME>_ prefix)."""
+def fastapi_service(
+    infra: Infra, db: Database, events: Events, name: str, settings: dict[str, str], tag: str
+) -> Service:
+    """`cx-<name> serve` with its database role, NATS stream, JWKS and `settings` (names without CX_<NAME>_)."""
     port = free_port()
     prefix = f"CX_{name.upper()}_"
     env = {
         **clean_env(),
-        f"{prefix}DATABASE_URL": infra.role_url(name),
+        f"{prefix}DATABASE_URL": db.role_url(name),
         f"{prefix}NATS_URL": infra.nats_url,
+        f"{prefix}EVENTS_STREAM": events.stream,
+        f"{prefix}EVENTS_SUBJECT_PREFIX": events.prefix,
         f"{prefix}JWT_JWKS_URL": infra.jwks_url,
         f"{prefix}LOG_LEVEL": "WARNING",
         f"{prefix}LOG_JSON": "true",
@@ -222,7 +252,7 @@ def nlp_services(infra: Infra) -> tuple[Service, Service, str]:
     return http, grpc, target
 
 
-def wait_ready(services: list[Service], timeout: float = 240.0) -> None:
+def wait_ready(services: list[Service], timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     pending = list(services)
     while pending:
@@ -230,7 +260,8 @@ def wait_ready(services: list[Service], timeout: float = 240.0) -> None:
         if not pending:
             return
         if time.monotonic() > deadline:
-            raise RuntimeError(f"not ready after {timeout:.0f}s: {', '.join(s.name for s in pending)}")
+            tails = {s.name: s.log_path.read_text(errors="replace").strip().splitlines()[-3:] for s in pending}
+            raise RuntimeError(f"not ready after {timeout:.0f}s: {tails}")
         time.sleep(0.25)
 
 
