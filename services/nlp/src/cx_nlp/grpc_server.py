@@ -5,6 +5,8 @@ HTTP service on localhost (which keeps adaptive batching across all callers).
 - bounds in-flight work (RPCs and texts): over the bound -> RESOURCE_EXHAUSTED at once, no unbounded queue;
 - passes the caller's deadline on as the HTTP timeout; a cancelled call cancels its HTTP request and frees
   its slot;
+- talks to the upstream with a pooled aiohttp client (about a tenth of httpx's CPU per request, measured: 0.13 vs
+  1.1-1.9 ms, which on a small Pod is CPU taken from the model);
 - keeps the codebook registry (tenant, codebook, version) -> nodes + fingerprint (see cx_nlp.codebooks);
 - standard grpc.health.v1: NOT_SERVING until the upstream answers /readyz, NOT_SERVING again while it does
   not, and during graceful shutdown (which drains in-flight calls for `shutdown_grace_s`); reflection enabled.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import time
@@ -22,8 +25,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+import aiohttp
 import grpc
-import httpx
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -94,19 +97,14 @@ class NlpAdapter(nlp_pb2_grpc.NlpServiceServicer):
         self.metrics = adapter_metrics()
         self.upstream_ready = False
         self.model_info: dict[str, Any] | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._ready_event = asyncio.Event()
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     async def start(self) -> None:
-        limits = httpx.Limits(
-            max_connections=self.settings.upstream_connections,
-            max_keepalive_connections=self.settings.upstream_connections,
-        )
-        self._client = httpx.AsyncClient(
-            base_url=self.upstream_url, limits=limits, timeout=self.settings.upstream_timeout_s
-        )
+        connector = aiohttp.TCPConnector(limit=self.settings.upstream_connections, keepalive_timeout=60)
+        self._client = aiohttp.ClientSession(connector=connector, json_serialize=_dumps)
         await self._set_health(False)
         self._watcher = asyncio.create_task(self._watch_upstream(), name="cx-nlp-upstream-watch")
 
@@ -116,7 +114,8 @@ class NlpAdapter(nlp_pb2_grpc.NlpServiceServicer):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
+            self._client = None
 
     async def wait_ready(self, within_s: float | None = None) -> bool:
         try:
@@ -139,11 +138,13 @@ class NlpAdapter(nlp_pb2_grpc.NlpServiceServicer):
 
     async def _probe(self) -> bool:
         assert self._client is not None
+        timeout = aiohttp.ClientTimeout(total=min(5.0, self.settings.health_poll_interval_s * 5))
         try:
-            response = await self._client.get("/readyz", timeout=min(5.0, self.settings.health_poll_interval_s * 5))
-        except httpx.HTTPError:
+            async with self._client.get(self.upstream_url + "/readyz", timeout=timeout) as response:
+                await response.read()
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError):
             return False
-        return response.status_code == 200
 
     async def _watch_upstream(self) -> None:
         while True:
@@ -161,9 +162,12 @@ class NlpAdapter(nlp_pb2_grpc.NlpServiceServicer):
 
     async def _fetch_info(self) -> dict[str, Any]:
         assert self._client is not None
-        response = await self._client.post("/info", json={}, timeout=10.0)
-        response.raise_for_status()
-        info: dict[str, Any] = response.json()
+        timeout = aiohttp.ClientTimeout(total=10.0)
+        async with self._client.post(self.upstream_url + "/info", json={}, timeout=timeout) as response:
+            body = await response.read()
+            if response.status != 200:
+                raise RuntimeError(f"/info answered {response.status}: {_error_detail(body, response.reason)}")
+        info: dict[str, Any] = json.loads(body)
         return info
 
     # -- helpers --------------------------------------------------------------------------------------------
@@ -215,22 +219,28 @@ class NlpAdapter(nlp_pb2_grpc.NlpServiceServicer):
             raise RpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded before the model was called")
         timeout = self.settings.upstream_timeout_s if remaining is None else min(remaining, 3600.0)
         try:
-            response = await self._client.post(path, json=payload, timeout=timeout, headers=outgoing_headers())
-        except httpx.TimeoutException as exc:
+            async with self._client.post(
+                self.upstream_url + path,
+                data=_dumps(payload),
+                headers={"content-type": "application/json", **outgoing_headers()},
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:
+                status, reason, body = response.status, response.reason, await response.read()
+        except TimeoutError as exc:
             raise RpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "the model did not answer within the deadline") from exc
-        except httpx.TransportError as exc:
+        except aiohttp.ClientError as exc:
             raise RpcError(grpc.StatusCode.UNAVAILABLE, f"NLP model service unreachable: {exc}") from exc
-        if response.status_code == 200:
-            return response.json()
-        detail = _error_detail(response)
-        if response.status_code in (429, 503):
+        if status == 200:
+            return json.loads(body)
+        detail = _error_detail(body, reason)
+        if status in (429, 503):
             if await self._probe():
                 raise RpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"NLP model overloaded: {detail}; retry later")
             raise RpcError(grpc.StatusCode.UNAVAILABLE, f"NLP model not ready: {detail}")
-        if response.status_code in (400, 422):
+        if status in (400, 422):
             raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, detail)
-        log.error("upstream_error", path=path, status=response.status_code, detail=detail)
-        raise RpcError(grpc.StatusCode.INTERNAL, f"NLP model error ({response.status_code}): {detail}")
+        log.error("upstream_error", path=path, status=status, detail=detail)
+        raise RpcError(grpc.StatusCode.INTERNAL, f"NLP model error ({status}): {detail}")
 
     def _texts(
         self, items: Sequence[nlp_pb2.TextInput], *, allow_empty_list: bool = False
@@ -465,14 +475,18 @@ async def _abort(context: Ctx, code: grpc.StatusCode, message: str) -> NoReturn:
     raise AssertionError("unreachable")  # pragma: no cover - abort raises
 
 
-def _error_detail(response: httpx.Response) -> str:
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _error_detail(body: bytes, reason: str | None) -> str:
     try:
-        body = response.json()
+        parsed = json.loads(body)
     except ValueError:
-        return response.text.strip()[:300] or response.reason_phrase
-    if isinstance(body, dict):
-        return str(body.get("error") or body.get("detail") or body)[:300]
-    return str(body)[:300]
+        return body.decode("utf-8", "replace").strip()[:300] or (reason or "")
+    if isinstance(parsed, dict):
+        return str(parsed.get("error") or parsed.get("detail") or parsed)[:300]
+    return str(parsed)[:300]
 
 
 class GrpcApp:
@@ -537,5 +551,5 @@ async def serve_grpc(settings: NlpSettings, *, upstream_url: str, host: str, por
 
 def run_grpc(settings: NlpSettings, *, upstream_url: str, host: str, port: int) -> None:
     configure_logging("cx-nlp-grpc", level=settings.log_level, json=settings.log_json)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)
     asyncio.run(serve_grpc(settings, upstream_url=upstream_url, host=host, port=port))
