@@ -14,6 +14,7 @@ class Run:
     latencies_ms: list[float] = field(default_factory=list)
     errors: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
+    warmup_ok: int = 0  # expected answers during the warm-up (not measured, but stored like the others)
 
     @property
     def ok(self) -> int:
@@ -62,6 +63,7 @@ async def _connection(
             status, _ = await _read_response(reader)
             elapsed = (time.perf_counter() - t0) * 1000
             if not record:
+                run.warmup_ok += status == expect
                 continue
             if status == expect:
                 run.latencies_ms.append(elapsed)
@@ -81,13 +83,17 @@ async def load(
     seconds: float,
     warmup: float = 1.0,
     expect: int = 201,
+    on_measure: Callable[[], None] | None = None,
 ) -> Run:
+    """Warm up, then measure; `on_measure` is called when the measured part starts (e.g. to start CPU meters)."""
     run = Run()
     if warmup > 0:
         until = time.perf_counter() + warmup
         await asyncio.gather(
             *(_connection(host, port, path, body, expect, until, False, run) for _ in range(connections))
         )
+    if on_measure is not None:
+        on_measure()
     t0 = time.perf_counter()
     until = t0 + seconds
     await asyncio.gather(*(_connection(host, port, path, body, expect, until, True, run) for _ in range(connections)))

@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ import asyncpg
 import httpx
 
 from bench.report import write_result
+from bench.survey_submit.cpu import Meter, Sample
 from bench.survey_submit.loadgen import Run, load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,17 +103,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def postgres() -> Iterator[str]:
-    """A superuser URL to a maintenance database."""
+def postgres() -> Iterator[tuple[str, int | None]]:
+    """A superuser URL to a maintenance database, and the postmaster's pid when it runs here (for CPU accounting)."""
     if url := os.environ.get("CX_DATABASE_URL"):
-        yield url
+        yield url, None
         return
     from cx_local.postgres import EmbeddedPostgres
 
     base = Path(tempfile.mkdtemp(prefix="cx-bench-pg-"))
     server = EmbeddedPostgres(base / "data", port=free_port(), durable=False)
     try:
-        yield server.start().url(database="postgres")
+        url = server.start().url(database="postgres")
+        yield url, int((base / "data" / "postmaster.pid").read_text().split()[0])
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
@@ -168,7 +171,8 @@ def server_env(role_url: str) -> dict[str, str]:
 
 
 @contextmanager
-def serve(target: str, env: dict[str, str]) -> Iterator[int]:
+def serve(target: str, env: dict[str, str]) -> Iterator[tuple[int, int]]:
+    """(port, pid) of `target` served by uvicorn, one worker."""
     port = free_port()
     cmd = [sys.executable, "-m", "uvicorn", "--factory", target, "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--log-level", "warning", "--no-access-log"]
@@ -186,7 +190,7 @@ def serve(target: str, env: dict[str, str]) -> Iterator[int]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{target} did not start")
             time.sleep(0.2)
-        yield port
+        yield port, proc.pid
     finally:
         proc.terminate()
         try:
@@ -196,12 +200,35 @@ def serve(target: str, env: dict[str, str]) -> Iterator[int]:
             proc.wait()
 
 
+@dataclass
+class Measured:
+    run: Run
+    cpu: Sample
+    stored: int  # response rows = outbox rows written during the run, warm-up included
+
+
+async def _count(admin_db_url: str) -> tuple[int, int]:
+    conn = await asyncpg.connect(admin_db_url)
+    try:
+        responses = await conn.fetchval("SELECT count(*) FROM survey.responses")
+        events = await conn.fetchval("SELECT count(*) FROM survey.outbox")
+        return int(responses), int(events)
+    finally:
+        await conn.close()
+
+
 async def measure(
-    args: argparse.Namespace, admin_db_url: str, ports: dict[str, int], survey_id: str
-) -> dict[str, list[Run]]:
-    runs: dict[str, list[Run]] = {k: [] for k in PEERS}
-    for _ in range(args.rounds):
-        for key in PEERS:
+    args: argparse.Namespace,
+    admin_db_url: str,
+    servers: dict[str, tuple[int, int]],
+    survey_id: str,
+    postmaster_pid: int | None,
+) -> dict[str, list[Measured]]:
+    runs: dict[str, list[Measured]] = {k: [] for k in PEERS}
+    keys = list(PEERS)
+    for round_no in range(args.rounds):
+        # Each round starts with another peer, so a drift of the machine's other load favours none of them.
+        for key in keys[round_no % len(keys) :] + keys[: round_no % len(keys)]:
             conn = await asyncpg.connect(admin_db_url)
             try:  # every peer starts from the same (empty) tables
                 await conn.execute("TRUNCATE survey.responses, survey.outbox RESTART IDENTITY")
@@ -209,33 +236,52 @@ async def measure(
                 await conn.execute("CHECKPOINT")
             finally:
                 await conn.close()
-            path = PEERS[key][2].format(id=survey_id)
+            port, pid = servers[key]
+            meter = Meter(pid, postmaster_pid)
             run = await load(
                 "127.0.0.1",
-                ports[key],
-                path,
+                port,
+                PEERS[key][2].format(id=survey_id),
                 body_factory(),
                 connections=args.connections,
                 seconds=args.seconds,
                 warmup=args.warmup,
+                on_measure=meter.start,
             )
-            runs[key].append(run)
+            cpu = meter.stop()
+            responses, events = await _count(admin_db_url)
+            # Honesty check: every 201 stored one response row and one outbox row, and nothing else was stored.
+            if not responses == events == run.ok + run.warmup_ok:
+                raise RuntimeError(
+                    f"{key}: {run.ok + run.warmup_ok} responses answered 201, "
+                    f"but {responses} response rows and {events} outbox rows were stored"
+                )
+            runs[key].append(Measured(run, cpu, responses))
             print(
                 f"  {key:8} {run.rps:8.0f} responses/s  p50 {run.percentile(0.5):7.2f} ms  "
-                f"p99 {run.percentile(0.99):7.2f} ms  errors {run.errors or 0}",
+                f"p99 {run.percentile(0.99):7.2f} ms  errors {run.errors or 0}  "
+                f"CPU/response: server {_per(cpu.server, run):.0f} µs, Postgres {_per(cpu.postgres, run):.0f} µs  "
+                f"(other load {cpu.others():.2f} cores)",
                 flush=True,
             )
     return runs
 
 
-def summarise(runs: dict[str, list[Run]]) -> dict[str, dict[str, float]]:
+def _per(seconds: float, run: Run) -> float:
+    return seconds / run.ok * 1e6 if run.ok else float("nan")
+
+
+def summarise(runs: dict[str, list[Measured]]) -> dict[str, dict[str, float]]:
     out = {}
     for key, items in runs.items():
         out[key] = {
-            "rps": statistics.median(r.rps for r in items),
-            "p50": statistics.median(r.percentile(0.5) for r in items),
-            "p99": statistics.median(r.percentile(0.99) for r in items),
-            "errors": sum(sum(r.errors.values()) for r in items),
+            "rps": statistics.median(m.run.rps for m in items),
+            "p50": statistics.median(m.run.percentile(0.5) for m in items),
+            "p99": statistics.median(m.run.percentile(0.99) for m in items),
+            "errors": sum(sum(m.run.errors.values()) for m in items),
+            "server_us": statistics.median(_per(m.cpu.server, m.run) for m in items),
+            "postgres_us": statistics.median(_per(m.cpu.postgres, m.run) for m in items),
+            "others": statistics.median(m.cpu.others() for m in items),
         }
     return out
 
@@ -243,15 +289,17 @@ def summarise(runs: dict[str, list[Run]]) -> dict[str, dict[str, float]]:
 def table(fig: dict[str, dict[str, float]], args: argparse.Namespace) -> tuple[str, list[dict[str, Any]]]:
     ours = fig["ours"]
     lines = [
-        "| system | responses/s | p50 ms | p99 ms | errors | ours ÷ system (throughput) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| system | responses/s | p50 ms | p99 ms | errors | server CPU µs/response | Postgres CPU µs/response "
+        "| ours ÷ system (throughput) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for key, (label, _, _) in PEERS.items():
         f = fig[key]
         lines.append(
             f"| {label} | {f['rps']:,.0f} | {f['p50']:.1f} | {f['p99']:.1f} | {f['errors']:.0f} | "
-            f"{ours['rps'] / f['rps']:.2f}× |"
+            f"{f['server_us']:,.0f} | {f['postgres_us']:,.0f} | {ours['rps'] / f['rps']:.2f}× |"
         )
+    others = statistics.median(f["others"] for f in fig.values())
     vs_naive = ours["rps"] / fig["naive"]["rps"]
     vs_ceiling = ours["rps"] / fig["ceiling"]["rps"]
     lines += [
@@ -259,7 +307,12 @@ def table(fig: dict[str, dict[str, float]], args: argparse.Namespace) -> tuple[s
         f"Targets: ≥ 1.5× naive — **{vs_naive:.2f}×** ({'met' if vs_naive >= 1.5 else 'missed'}); "
         f"≥ 0.8× ceiling — **{vs_ceiling:.2f}×** ({'met' if vs_ceiling >= 0.8 else 'missed'}). "
         f"{args.connections} keep-alive connections, {args.rounds} round(s) of {args.seconds:g} s per system "
-        "(medians), one uvicorn worker each.",
+        f"after {args.warmup:g} s of warm-up (medians; each round starts with another system), one uvicorn worker "
+        "each, all on the same Postgres tables; every 201 checked against the rows stored (one response, one "
+        "outbox event).",
+        "",
+        f"Machine load: other processes kept **{others:.2f} of {os.cpu_count()} cores** busy during the measured "
+        "runs (median), on top of the servers, Postgres and the load generator.",
     ]
     rows = [
         {
@@ -279,6 +332,24 @@ def table(fig: dict[str, dict[str, float]], args: argparse.Namespace) -> tuple[s
             "ratio": round(vs_ceiling, 2),
             "target": "≥ 0.8×",
             "met": vs_ceiling >= 0.8,
+        },
+        {
+            "metric": "server CPU µs per response (peer ÷ ours)",
+            "ours": round(ours["server_us"]),
+            "peer": "naive FastAPI + SQLAlchemy ORM",
+            "peer_value": round(fig["naive"]["server_us"]),
+            "ratio": round(fig["naive"]["server_us"] / ours["server_us"], 2),
+            "target": "",
+            "met": None,
+        },
+        {
+            "metric": "server CPU µs per response (peer ÷ ours)",
+            "ours": round(ours["server_us"]),
+            "peer": "ceiling: Starlette + asyncpg",
+            "peer_value": round(fig["ceiling"]["server_us"]),
+            "ratio": round(fig["ceiling"]["server_us"] / ours["server_us"], 2),
+            "target": "",
+            "met": None,
         },
         {
             "metric": "p99 latency ms (peer ÷ ours)",
@@ -316,7 +387,7 @@ def write_readme(text: str, machine: str) -> None:
 async def run(args: argparse.Namespace) -> int:
     from bench.report import machine
 
-    with postgres() as admin_url:
+    with postgres() as (admin_url, postmaster_pid):
         name, role_url, survey_id = await prepare(admin_url)
         admin_db_url = with_database(admin_url, name)
         env = server_env(role_url)
@@ -325,7 +396,8 @@ async def run(args: argparse.Namespace) -> int:
             serve(PEERS["naive"][1], env) as p2,
             serve(PEERS["ceiling"][1], env) as p3,
         ):
-            runs = await measure(args, admin_db_url, {"ours": p1, "naive": p2, "ceiling": p3}, survey_id)
+            servers = {"ours": p1, "naive": p2, "ceiling": p3}
+            runs = await measure(args, admin_db_url, servers, survey_id, postmaster_pid)
         from cx_local.provision import drop_database
 
         await drop_database(admin_url, name)
@@ -333,12 +405,21 @@ async def run(args: argparse.Namespace) -> int:
     text, rows = table(fig, args)
     print(text)
     notes = [
-        "All three write the same rows (response with answers as JSONB + outbox event) into the same survey schema; "
-        "ours also validates every answer against the frozen definition, scores it, checks the idempotency key, "
-        "assigns an incentive code when the pool has one, and encodes the protobuf event.",
-        "Ours runs with its middleware (metrics, tracing ids, body limit, rate limiter set high enough never to bind) "
-        "and log level WARNING; no NATS, so the outbox relay is idle for every peer alike.",
-        "Postgres with fsync off (throwaway cluster) unless CX_DATABASE_URL points elsewhere.",
+        "All three store the same rows for each response (a response row with the answers as JSONB and its NPS score, "
+        "an outbox row for survey.response.submitted) in one transaction, into the same survey tables as the survey "
+        "role; after every run the bench checks that each 201 left exactly one response row and one outbox row.",
+        "Ours: the real service with its middleware (request ids + access log + metrics, body limit, NUL guard, the "
+        "public rate limiter set never to bind), validating every answer against the frozen definition, scoring it, "
+        "encoding the protobuf event, and storing it in one SQL statement (survey still published at the "
+        "remembered version, org path, link use, insert idempotent on the submission key, partial save, incentive "
+        "code, outbox row, NOTIFY to the relay): one round trip.",
+        "Naive: FastAPI + async SQLAlchemy ORM as tutorials write it (get, select, add, flush, add, commit, refresh): "
+        "about nine round trips. Ceiling: Starlette + asyncpg by hand (lookup, BEGIN, two INSERTs, COMMIT, the pool's "
+        "reset on release): six round trips, JSON event, no validation beyond the NPS range, no middleware.",
+        "CPU per response: the server process and all Postgres processes during the measured run, divided by its "
+        "responses; other load: what the rest of the machine used meanwhile (from /proc/stat).",
+        "Log level WARNING everywhere; no NATS, so the outbox relay is idle for every peer alike. Postgres with fsync "
+        "off (throwaway cluster) unless CX_DATABASE_URL points elsewhere.",
     ]
     write_result(
         "survey_submit",
@@ -346,6 +427,7 @@ async def run(args: argparse.Namespace) -> int:
         rows,
         notes=notes,
         quick=args.quick,
+        extra={"other_load_cores": round(statistics.median(f["others"] for f in fig.values()), 2)},
     )
     if args.write_readme or not args.quick:
         write_readme(text, machine())

@@ -1,14 +1,18 @@
 """The one-statement hot path and the ORM careful path of a submission store the same thing, and the hot path hands
 over whenever what it remembers about a survey is out of date."""
 
+import asyncio
 import json
 import re
 import uuid
 
+import asyncpg
+import pytest
 from survey_testkit import ALL_TYPES, GOOD, LOGIC, eventually, t
 
 from cx.events.v1 import events_pb2
 from cx_common.events import build_envelope, subject_for
+from cx_survey.pg import Pool, plain_dsn
 
 ONE_PAGE = {**LOGIC, "pages": LOGIC["pages"][:1]}
 # What differs between two responses by construction (ids, keys, clocks).
@@ -184,3 +188,27 @@ async def test_bad_bodies_are_422_naming_the_field(svc):
     assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ResponseSubmit")
     assert {"200", "201"} <= set(operation["responses"])
     assert json.dumps(operation).count("SubmitResult") >= 2
+
+
+async def test_the_submission_pool_lends_each_connection_to_one_statement_at_a_time(svc):
+    pool = Pool(plain_dsn(svc.settings.database_url), size=2, server_settings={"application_name": "pool-test"})
+    try:
+        pids = await asyncio.gather(*(pool.fetchrow("SELECT pg_backend_pid(), pg_sleep(0.02)") for _ in range(12)))
+        assert len({row[0] for row in pids}) == 2 and pool.open == 2  # never more than `size` connections
+        # A Postgres error leaves the connection usable; a statement cancelled mid-way closes its connection.
+        with pytest.raises(asyncpg.exceptions.DivisionByZeroError):
+            await pool.fetchrow("SELECT 1 / 0")
+        assert pool.open == 2
+        slow = [asyncio.create_task(pool.fetchrow("SELECT pg_sleep(0.3)")) for _ in range(2)]
+        waiting = asyncio.create_task(pool.fetchrow("SELECT 1"))
+        await asyncio.sleep(0.1)
+        waiting.cancel()  # gave up while waiting for a connection: its turn is not lost
+        slow[0].cancel()  # gave up mid-statement: that connection is closed
+        await asyncio.gather(*slow, waiting, return_exceptions=True)
+        assert pool.open == 1
+        rows = await asyncio.gather(*(pool.fetchrow("SELECT pg_backend_pid()") for _ in range(6)))
+        assert all(rows) and pool.open <= 2
+    finally:
+        await pool.close()
+    with pytest.raises(ConnectionError):
+        await pool.fetchrow("SELECT 1")

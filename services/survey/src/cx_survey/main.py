@@ -13,6 +13,7 @@ from cx_survey.respondent.ratelimit import PublicRateLimit
 from cx_survey.respondent.views import router as respondent_router
 from cx_survey.responses.views import public as public_router
 from cx_survey.responses.views import router as responses_router
+from cx_survey.responses.views import submit_route
 from cx_survey.settings import Settings, get_settings
 from cx_survey.surveys.views import router as surveys_router
 
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_startup=[open_pool, start_scheduler],
         on_shutdown=[stop_scheduler, close_pool],
     )
+    app.router.routes.insert(0, submit_route())
     # The 413 body limit is cx_common's (settings.max_body_bytes); public endpoints are rate limited per address+link.
     app.add_middleware(
         PublicRateLimit,
