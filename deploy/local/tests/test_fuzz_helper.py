@@ -37,3 +37,20 @@ async def test_server_error_is_found() -> None:
         result = await fuzz_openapi(url, max_examples=50, checks=("not_a_server_error",))
     assert not result.ok
     assert "500" in result.output or "Server error" in result.output
+
+
+async def test_a_run_past_its_deadline_keeps_what_schemathesis_printed() -> None:
+    import asyncio
+
+    app = FastAPI()
+
+    @app.get("/slow")
+    async def slow() -> dict[str, str]:
+        await asyncio.sleep(5)
+        return {"ok": "yes"}
+
+    async with live_server(app) as url:
+        result = await fuzz_openapi(url, max_examples=5, checks=("not_a_server_error",), deadline_s=4)
+    assert result.returncode == 124
+    assert "ran past 4s" in result.output and "its output so far" in result.output
+    assert "Schemathesis" in result.output or "openapi.json" in result.output, result.output

@@ -88,13 +88,26 @@ async def fuzz_openapi(
         proc = await asyncio.create_subprocess_exec(
             *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env, cwd=workdir
         )
+        assert proc.stdout is not None
+        stdout = proc.stdout
+        chunks: list[bytes] = []
+
+        async def collect() -> None:
+            while chunk := await stdout.read(65536):
+                chunks.append(chunk)
+
+        reader = asyncio.create_task(collect())
         try:
-            out, _ = await asyncio.wait_for(proc.communicate(), deadline_s)
+            await asyncio.wait_for(proc.wait(), deadline_s)
         except TimeoutError:
             proc.kill()
             await proc.wait()
-            return FuzzResult(124, f"schemathesis ran past {deadline_s}s")
-    return FuzzResult(proc.returncode or 0, out.decode(errors="replace"))
+            await reader
+            # what it printed so far names the operation it was stuck on
+            tail = b"".join(chunks).decode(errors="replace")[-6000:]
+            return FuzzResult(124, f"schemathesis ran past {deadline_s}s; its output so far:\n{tail}")
+        await reader
+    return FuzzResult(proc.returncode or 0, b"".join(chunks).decode(errors="replace"))
 
 
 async def assert_fuzz_clean(base_url: str, **kwargs: object) -> FuzzResult:
