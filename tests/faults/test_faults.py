@@ -561,12 +561,6 @@ def phase(calls: list[Call]) -> dict[str, Any]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cx-common bug: the gRPC retry policy of every client channel (3 attempts for UNAVAILABLE, throttle "
-    "maxTokens 10 / tokenRatio 0.5) keeps retrying while up to ~1 call in 3 fails: with 1 NLP call in 4 failing "
-    "ingest sends ~1.33 attempts per call (issue 10 asks for <= 1.2); tokenRatio 0.1 with maxTokens 4 bounds it",
-)
 def test_e_grpc_errors_between_ingest_and_nlp_retries_stay_bounded(tenant: Tenant) -> None:
     """Every 4th NLP call fails with UNAVAILABLE while partners keep pushing: the load that reaches nlp is at most
     1.2x the calls ingest makes (client retries included), and nothing is lost. Measured from a fresh ingest
