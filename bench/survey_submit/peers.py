@@ -18,7 +18,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, ClassVar
+from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict
@@ -55,7 +55,7 @@ class Base(DeclarativeBase):
 
 class SurveyRow(Base):
     __tablename__ = "surveys"
-    __table_args__: ClassVar[dict[str, str]] = {"schema": "survey"}
+    __table_args__ = ({"schema": "survey"},)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     tenant_id: Mapped[uuid.UUID]
     status: Mapped[str] = mapped_column(String(16))
@@ -64,7 +64,7 @@ class SurveyRow(Base):
 
 class VersionRow(Base):
     __tablename__ = "survey_versions"
-    __table_args__: ClassVar[dict[str, str]] = {"schema": "survey"}
+    __table_args__ = ({"schema": "survey"},)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     survey_id: Mapped[uuid.UUID]
     version: Mapped[int] = mapped_column(Integer)
@@ -72,7 +72,7 @@ class VersionRow(Base):
 
 class ResponseRow(Base):
     __tablename__ = "responses"
-    __table_args__: ClassVar[dict[str, str]] = {"schema": "survey"}
+    __table_args__ = ({"schema": "survey"},)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     tenant_id: Mapped[uuid.UUID]
     survey_id: Mapped[uuid.UUID]
@@ -90,7 +90,7 @@ class ResponseRow(Base):
 
 class OutboxRow(Base):
     __tablename__ = "outbox"
-    __table_args__: ClassVar[dict[str, str]] = {"schema": "survey"}
+    __table_args__ = ({"schema": "survey"},)
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     event_id: Mapped[uuid.UUID]
     subject: Mapped[str] = mapped_column(Text)

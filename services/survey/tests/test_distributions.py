@@ -311,3 +311,47 @@ async def test_personal_links_refuse_undeclared_hidden_fields_and_outlive_a_drop
     assert done.status_code == 303, done.text
     stored = await svc.sql("SELECT customer_key, hidden FROM responses WHERE customer_key = 'C-2'")
     assert json.loads(stored[0]["hidden"]) == {"order_id": "O-2"}
+
+
+async def test_privacy_deletion_removes_the_customers_messages_and_mail_too(svc):
+    tenant = uuid.uuid4()
+    h = svc.auth(tenant)
+    survey_id = await svc.create_published(tenant, {**LOGIC, "pages": LOGIC["pages"][:1]})
+    dist = (
+        await svc.client.post(
+            f"/v1/surveys/{survey_id}/distributions",
+            json={"name": "mail", "channel": "email", "reminder_after_hours": 24},
+            headers=h,
+        )
+    ).json()
+    for customer in ("C-gone", "C-stays"):
+        sent = await svc.client.post(
+            f"/v1/distributions/{dist['id']}/sends",
+            json={"customer_key": customer, "recipient": f"{customer}@example.com", "send_at": iso(-dt.timedelta(1))},
+            headers=h,
+        )
+        assert sent.status_code == 202, sent.text
+
+    async def mailed() -> bool:
+        return len(await svc.sql("SELECT 1 FROM outgoing_mail")) == 2
+
+    async with app_client(svc.app_with(scheduler_enabled=True), svc.tokens):
+        await eventually(mailed)
+    body = (await svc.sql("SELECT body FROM outgoing_mail WHERE recipient = 'C-gone@example.com'"))[0]["body"]
+    token = re.search(r"[?&]t=([^&\s]+)", body).group(1)
+    answered = await svc.client.post(
+        f"/v1/public/surveys/{survey_id}/responses", json={"answers": {"nps": 9}, "token": token}
+    )
+    assert answered.status_code == 201, answered.text
+
+    deleted = await svc.client.delete("/v1/customers/C-gone/responses", headers=h)
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json() == {
+        "customer_key": "C-gone",
+        "responses_deleted": 1,
+        "invitations_deleted": 1,
+        "messages_deleted": 2,  # the invitation sent and the reminder scheduled
+    }
+    assert [r["recipient"] for r in await svc.sql("SELECT recipient FROM outgoing_mail")] == ["C-stays@example.com"]
+    left = await svc.sql("SELECT customer_key FROM scheduled_messages UNION SELECT customer_key FROM invitations")
+    assert [r["customer_key"] for r in left] == ["C-stays"]

@@ -1,3 +1,4 @@
+import json
 import re
 import uuid
 from urllib.parse import parse_qs, urlsplit
@@ -102,3 +103,35 @@ async def test_clearing_an_answer_on_a_page_is_saved(svc):
     assert cleared.status_code == 303
     rows = await svc.sql("SELECT answers FROM partial_responses WHERE id = $1", resume)
     assert rows[0]["answers"] == "{}"
+
+
+async def test_a_public_link_for_one_touchpoint_attributes_its_responses(svc):
+    """The QR code at one store's checkout: `/s/<survey>?touchpoint=<id>` → the response carries that touchpoint,
+    its stage, channel and org unit; a link naming no touchpoint of the tenant still takes the answer."""
+    tenant = uuid.uuid4()
+    h = svc.auth(tenant)
+    one_page = {**LOGIC, "pages": LOGIC["pages"][:1]}
+    survey_id = await svc.create_published(tenant, one_page)
+    tp = await svc.client.post(
+        "/v1/touchpoints",
+        json={"name": "静安店收银台", "stage_key": "in_sale", "channel": "store", "org_unit_id": "s-jingan"},
+        headers=h,
+    )
+    foreign = await svc.client.post(
+        "/v1/touchpoints", json={"name": "x", "stage_key": "in_sale", "channel": "web"}, headers=svc.auth(uuid.uuid4())
+    )
+    for link_touchpoint in (tp.json()["id"], foreign.json()["id"], "not-a-touchpoint"):
+        page = await svc.client.get(f"/s/{survey_id}?touchpoint={link_touchpoint}&lang=en")
+        fields = form_fields(page.text)
+        assert fields["h_touchpoint"] == link_touchpoint
+        done = await svc.client.post(f"/s/{survey_id}", data={**fields, "q_nps": "10"})
+        assert done.status_code == 303, done.text
+    rows = await svc.sql("SELECT touchpoint_id, journey_stage, channel, org_unit_id, hidden FROM responses")
+    attributed = [(str(r["touchpoint_id"]), r["journey_stage"], r["channel"], r["org_unit_id"]) for r in rows]
+    assert sorted(attributed, key=str) == sorted(
+        [(tp.json()["id"], "in_sale", "store", "s-jingan"), ("None", None, None, None), ("None", None, None, None)],
+        key=str,
+    )
+    assert sorted(json.loads(r["hidden"])["touchpoint"] for r in rows) == sorted(
+        [tp.json()["id"], foreign.json()["id"], "not-a-touchpoint"]
+    )

@@ -117,6 +117,36 @@ async def test_invalid_answers_are_422_naming_each_field(svc, answers, fields):
     assert await svc.sql("SELECT id FROM outbox") == []
 
 
+MORE_INVALID = [
+    ({"nps": 5, "csat": 3, "ces": 8}, ["answers.ces"]),
+    ({"nps": 5.5, "csat": 3}, ["answers.nps"]),
+    ({"nps": True, "csat": 3}, ["answers.nps"]),
+    ({"nps": 5, "csat": 3, "drop": "gz"}, ["answers.drop"]),
+    ({"nps": 5, "csat": 3, "multi": {"choices": ["x", "other"]}}, ["answers.multi"]),
+    ({"nps": 5, "csat": 3, "multi": "x,y"}, ["answers.multi"]),
+    ({"nps": 5, "csat": 3, "grid": {"r1": "c9"}}, ["answers.grid"]),
+    ({"nps": 5, "csat": 3, "rank": ["price", "price", "speed"]}, ["answers.rank"]),
+    ({"nps": 5, "csat": 3, "why": 42}, ["answers.why"]),
+    ({"nps": 5, "csat": 3, "day": "yesterday"}, ["answers.day"]),
+    ({"nps": 5, "csat": 3, "me": {"phone": "call me"}}, ["answers.me"]),
+    ({"nps": 5, "csat": 3, "me": {"fax": "1234567"}}, ["answers.me"]),
+    ({"nps": 11, "csat": 9, "ghost": 1, "stars": 0}, ["answers.ghost"]),  # unknown ids are reported first
+    ({"nps": 11, "csat": 9, "stars": 0}, ["answers.csat", "answers.nps", "answers.stars"]),
+]
+
+
+async def test_every_type_refuses_its_own_kind_of_bad_answer(svc):
+    """One survey, many bad submissions (the parametrized test above makes a database per case)."""
+    tenant = uuid.uuid4()
+    survey_id = await svc.create_published(tenant, ALL_TYPES)
+    for answers, fields in MORE_INVALID:
+        r = await svc.client.post(f"/v1/public/surveys/{survey_id}/responses", json={"answers": answers})
+        assert r.status_code == 422, (answers, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert sorted({e["field"] for e in r.json()["errors"]}) == sorted(fields), answers
+    assert await svc.sql("SELECT id FROM outbox") == []
+
+
 async def test_skip_logic_and_display_conditions(svc):
     tenant = uuid.uuid4()
     survey_id = await svc.create_published(tenant, LOGIC)
@@ -307,3 +337,35 @@ async def test_partial_save_and_resume_through_the_api(svc):
     assert final.status_code == 201
     assert final.json()["duration_ms"] is not None
     assert (await svc.client.get(f"{base}/partial/{resume_id}")).status_code == 404
+
+
+async def test_a_tenants_own_journey_stage_is_carried_by_touchpoints_and_responses(svc):
+    tenant = uuid.uuid4()
+    h = svc.auth(tenant)
+    stage = {"key": "after_care", "name": {"zh-Hans": "售后关怀", "en": "After care"}, "position": 3}
+    created = await svc.client.post("/v1/journey-stages", json=stage, headers=h)
+    assert created.status_code == 201, created.text
+    again = await svc.client.post("/v1/journey-stages", json=stage, headers=h)
+    assert (again.status_code, again.json()["field"]) == (409, "key")
+    bad = await svc.client.post("/v1/journey-stages", json={**stage, "key": "After Care"}, headers=h)
+    assert (bad.status_code, bad.json()["errors"][0]["field"]) == (422, "key")
+    keys = [s["key"] for s in (await svc.client.get("/v1/journey-stages", headers=h)).json()]
+    assert keys == ["pre_sale", "in_sale", "post_sale", "after_care"]
+    assert [s["key"] for s in (await svc.client.get("/v1/journey-stages", headers=svc.auth(uuid.uuid4()))).json()] == [
+        "pre_sale",
+        "in_sale",
+        "post_sale",
+    ]
+    tp = await svc.client.post(
+        "/v1/touchpoints", json={"name": "400 热线回访", "stage_key": "after_care", "channel": "hotline"}, headers=h
+    )
+    assert tp.status_code == 201, tp.text
+    survey_id = await svc.create_published(tenant, LOGIC, touchpoint_id=tp.json()["id"])
+    r = await svc.client.post(f"/v1/public/surveys/{survey_id}/responses", json={"answers": {"nps": 10}})
+    assert (r.json()["journey_stage"], r.json()["channel"], r.json()["touchpoint_id"]) == (
+        "after_care",
+        "hotline",
+        tp.json()["id"],
+    )
+    listed = (await svc.client.get("/v1/responses?journey_stage=after_care", headers=h)).json()["items"]
+    assert [i["id"] for i in listed] == [r.json()["id"]]

@@ -10,12 +10,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import URL, FormData
 
 from cx_common.app import SessionDep, get_runtime
 from cx_common.errors import Problem
 from cx_survey.distributions.incentives import code_for
+from cx_survey.journeys.models import Touchpoint
 from cx_survey.respondent.i18n import LANGUAGE_NAMES, STATUS_MESSAGE, UI
 from cx_survey.responses import service, submission
 from cx_survey.responses.models import PartialResponse
@@ -270,6 +272,7 @@ async def respondent_submit(survey_id: uuid.UUID, request: Request, session: Ses
         submission_id=submission_id if len(submission_id) >= 8 else None,
         token=token,
         resume_id=resume_id,
+        touchpoint_id=None if token else await _link_touchpoint(session, survey.tenant_id, hidden),
     )
     try:
         result = await submission.submit(
@@ -284,6 +287,20 @@ async def respondent_submit(survey_id: uuid.UUID, request: Request, session: Ses
         return _problem_page(request, exc, lang)
     done = request.url_for("respondent_done", survey_id=str(survey.id), response_id=str(result.id))
     return RedirectResponse(str(done.include_query_params(lang=lang)), status_code=303)
+
+
+async def _link_touchpoint(session: AsyncSession, tenant_id: uuid.UUID, hidden: dict[str, str]) -> uuid.UUID | None:
+    """A public link for one touchpoint (e.g. the QR code at a store's checkout: `/s/<survey>?touchpoint=<id>`)
+    attributes its responses to it. A value that names none of the tenant's touchpoints stays a plain hidden value:
+    the respondent cannot fix the link, so it never blocks the answer."""
+    try:
+        touchpoint_id = uuid.UUID(hidden.get("touchpoint", ""))
+    except ValueError:
+        return None
+    found = await session.scalar(
+        select(Touchpoint.id).where(Touchpoint.tenant_id == tenant_id, Touchpoint.id == touchpoint_id)
+    )
+    return found
 
 
 async def _merged(

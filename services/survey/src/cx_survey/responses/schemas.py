@@ -87,3 +87,4 @@ class DeletionResult(BaseModel):
     customer_key: str
     responses_deleted: int
     invitations_deleted: int
+    messages_deleted: int = Field(description="invitations and reminders sent or due (with their mail-sink copies)")

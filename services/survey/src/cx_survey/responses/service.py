@@ -21,6 +21,7 @@ from cx_common.db import new_id, utcnow
 from cx_common.errors import Problem
 from cx_common.events import add_event
 from cx_survey.distributions.incentives import assign_code, code_for
+from cx_survey.distributions.models import OutgoingMail, ScheduledMessage
 from cx_survey.journeys.service import get_touchpoint
 from cx_survey.orgs.models import OrgUnit
 from cx_survey.orgs.service import path_of
@@ -437,11 +438,25 @@ async def visible_org_filter(session: AsyncSession, tenant_id: uuid.UUID, org_un
     return org_unit_id
 
 
-async def delete_customer(session: AsyncSession, tenant_id: uuid.UUID, customer_key: str) -> tuple[int, int]:
+async def delete_customer(session: AsyncSession, tenant_id: uuid.UUID, customer_key: str) -> tuple[int, int, int]:
+    """A privacy request: the customer's responses, personal links, and the messages sent to them (schedule rows and
+    mail-sink copies, which hold the address). Returns (responses, invitations, messages) deleted."""
+    messages = select(ScheduledMessage.id).where(
+        ScheduledMessage.tenant_id == tenant_id, ScheduledMessage.customer_key == customer_key
+    )
+    await session.execute(
+        delete(OutgoingMail).where(OutgoingMail.tenant_id == tenant_id, OutgoingMail.message_id.in_(messages))
+    )
+    sent = await session.execute(
+        delete(ScheduledMessage).where(
+            ScheduledMessage.tenant_id == tenant_id, ScheduledMessage.customer_key == customer_key
+        )
+    )
     responses = await session.execute(
         delete(Response).where(Response.tenant_id == tenant_id, Response.customer_key == customer_key)
     )
     invitations = await session.execute(
         delete(Invitation).where(Invitation.tenant_id == tenant_id, Invitation.customer_key == customer_key)
     )
-    return responses.rowcount or 0, invitations.rowcount or 0  # type: ignore[attr-defined]
+    counts = (responses.rowcount, invitations.rowcount, sent.rowcount)  # type: ignore[attr-defined]
+    return counts[0] or 0, counts[1] or 0, counts[2] or 0

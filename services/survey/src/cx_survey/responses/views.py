@@ -234,6 +234,11 @@ async def get_response(response_id: uuid.UUID, session: SessionDep, principal: R
 
 @router.delete("/customers/{customer_key}/responses", response_model=DeletionResult, summary="Privacy deletion")
 async def delete_customer_data(customer_key: str, session: SessionDep, principal: Writer) -> DeletionResult:
-    responses, invitations = await service.delete_customer(session, principal.tenant_id, customer_key)
+    responses, invitations, messages = await service.delete_customer(session, principal.tenant_id, customer_key)
     await session.commit()
-    return DeletionResult(customer_key=customer_key, responses_deleted=responses, invitations_deleted=invitations)
+    return DeletionResult(
+        customer_key=customer_key,
+        responses_deleted=responses,
+        invitations_deleted=invitations,
+        messages_deleted=messages,
+    )
