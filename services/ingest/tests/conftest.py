@@ -1,15 +1,25 @@
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import grpc
 import httpx
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cx_ingest.main import create_app
 from cx_ingest.settings import SCHEMA, Settings
+from cx_local.ports import free_port
 from cx_local.pytest_plugin import ServiceDatabase, TokenMinter, app_client
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
@@ -83,169 +93,170 @@ def client(ingest: Ingest) -> httpx.AsyncClient:
     return ingest.client
 
 
-# -- a real grpc.aio NLP server on an ephemeral port, with a small deterministic servicer ----------------------
-# (the real model lives in services/nlp and is tested there; here we need a predictable peer over real gRPC)
+# -- the real NLP service with its tiny model ------------------------------------------------------------------
+# `cx-nlp serve-http --tiny` once per session (BentoML, adaptive batching), and a `cx-nlp serve-grpc` adapter per use
+# (each with a fresh codebook registry): real processes on ephemeral ports that the tests pause (SIGSTOP: calls hang
+# mid-batch), stop and restart like a real outage. Texts longer than NLP_MAX_TEXT are refused by the adapters
+# (CX_NLP_OVERLONG_TEXT=reject): an item NLP will never accept.
 
-import asyncio  # noqa: E402
-
-import grpc  # noqa: E402
-
-from cx.nlp.v1 import nlp_pb2, nlp_pb2_grpc  # noqa: E402
-
-NEGATIVE = ("差", "慢", "糟", "投诉", "bad", "slow", "terrible", "broken")
-POSITIVE = ("好", "快", "棒", "满意", "great", "good", "love")
+CX_NLP = str(Path(sys.executable).with_name("cx-nlp"))
+NLP_MAX_TEXT = 1000
+_METRIC = re.compile(r"^cx_nlp_grpc_request_duration_seconds_count\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)$", re.M)
 
 
-class TestNlp(nlp_pb2_grpc.NlpServiceServicer):
-    def __init__(self) -> None:
-        self.codebooks: dict[tuple[str, str, int], nlp_pb2.RegisterCodebookRequest] = {}
-        self.analyze_calls: list[list[str]] = []
-        self.register_calls = 0
-        self.gate: asyncio.Event | None = None  # when set: Analyze waits for it
-        self.entered = asyncio.Event()
+def _nlp_env(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CX_NLP_")}
+    env.update(
+        {
+            "BENTOML_HOME": str(tmp / "bentoml"),
+            "BENTOML_DO_NOT_TRACK": "true",
+            "CX_NLP_MODEL": "tiny",
+            "CX_NLP_MODEL_DIR": str(tmp / "no-model-here"),
+            "CX_NLP_TORCH_THREADS": "1",
+            "CX_NLP_MAX_LATENCY_MS": "20000",
+            "CX_NLP_LOG_JSON": "false",
+            "CX_NLP_LOG_LEVEL": "WARNING",
+        }
+    )
+    return env
 
-    async def Analyze(self, request, context):
-        ref = request.codebook
-        codebook = None
-        if ref.codebook_id:
-            codebook = self.codebooks.get((ref.tenant_id, ref.codebook_id, ref.version))
-            if codebook is None:
-                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "unknown codebook version")
-        if any("☠" in i.text for i in request.items):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "cannot analyse this text")
-        self.analyze_calls.append([i.id for i in request.items])
-        self.entered.set()
-        if self.gate is not None:
-            await self.gate.wait()
-        results = []
-        for index, item in enumerate(request.items):
-            results.append(self._analyse(index, item, codebook))
-        return nlp_pb2.AnalyzeResponse(results=results, model_version="test-nlp-1")
 
-    def _analyse(self, index, item, codebook) -> nlp_pb2.AnalysisResult:
-        text = item.text
-        lowered = text.lower()
-        neg = sum(w in lowered for w in NEGATIVE)
-        pos = sum(w in lowered for w in POSITIVE)
-        label = (
-            nlp_pb2.SENTIMENT_NEGATIVE
-            if neg > pos
-            else nlp_pb2.SENTIMENT_POSITIVE
-            if pos > neg
-            else nlp_pb2.SENTIMENT_NEUTRAL
+@pytest.fixture(scope="session")
+def nlp_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of `cx-nlp serve-http --tiny`, once /readyz answers 200."""
+    tmp = tmp_path_factory.mktemp("nlp")
+    port = free_port()
+    log_path = tmp / "serve-http.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [CX_NLP, "serve-http", "--host", "127.0.0.1", "--port", str(port), "--tiny"],
+            env=_nlp_env(tmp),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-        result = nlp_pb2.AnalysisResult(
-            id=item.id,
-            index=index,
-            language=nlp_pb2.LanguageResult(language="en" if text.isascii() else "zh-Hans", confidence=0.99),
-            sentiment=nlp_pb2.SentimentResult(label=label, score=0.9),
-            need_layer=nlp_pb2.NEED_LAYER_PAIN_POINT if label == nlp_pb2.SENTIMENT_NEGATIVE else 0,
-        )
-        if "投诉" in text or "complain" in lowered:
-            result.intents.add(intent="complaint", score=0.95)
-        if codebook is not None:
-            nodes = {n.id: n for n in codebook.nodes}
-            lang = codebook.primary_language or "zh-Hans"
-            for node in codebook.nodes:
-                for keyword in node.keywords:
-                    at = lowered.find(keyword.lower())
-                    if at < 0:
-                        continue
-                    path, cur = [], node
-                    while cur is not None:
-                        path.insert(0, cur.names[lang])
-                        cur = nodes.get(cur.parent_id)
-                    result.aspects.add(
-                        path=path,
-                        node_id=node.id,
-                        opinion=keyword,
-                        span=nlp_pb2.Span(start=at, end=at + len(keyword)),
-                        polarity=label,
-                        confidence=0.8,
-                        matched_by="keyword",
-                    )
-                    result.keywords.add(text=keyword, weight=1.0)
-                    break
-            result.unmatched = len(result.aspects) == 0
-        return result
-
-    async def Embed(self, request, context):
-        embeddings = []
-        for item in request.items:
-            raw = [float(sum(ord(c) for c in item.text[i::4]) % 97 + 1) for i in range(4)]
-            norm = sum(v * v for v in raw) ** 0.5
-            embeddings.append(nlp_pb2.Embedding(id=item.id, values=[v / norm for v in raw]))
-        return nlp_pb2.EmbedResponse(embeddings=embeddings, dimension=4, model_version="test-embed-1")
-
-    async def RegisterCodebook(self, request, context):
-        self.register_calls += 1
-        self.codebooks[(request.tenant_id, request.codebook_id, request.version)] = request
-        return nlp_pb2.RegisterCodebookResponse(
-            codebook_id=request.codebook_id, version=request.version, node_count=len(request.nodes)
-        )
-
-    async def Cluster(self, request, context):
-        # Deterministic: texts sharing their first two characters form a cluster; singletons are noise.
-        groups: dict[str, list] = {}
-        for item in request.items:
-            groups.setdefault(item.text[:2], []).append(item)
-        min_size = request.min_cluster_size or 2
-        ranked = sorted((g for g in groups.values() if len(g) >= min_size), key=lambda g: (-len(g), g[0].id))
-        response = nlp_pb2.ClusterResponse()
-        for rank, members in enumerate(ranked):
-            reps = members[: request.representatives_per_cluster or 3]
-            response.clusters.add(
-                cluster_id=rank,
-                size=len(members),
-                keywords=[nlp_pb2.Keyword(text=members[0].text[:2], weight=1.0)],
-                member_ids=[m.id for m in members],
-                representative_ids=[m.id for m in reps],
-                representative_texts=[m.text for m in reps],
-            )
-        for members in groups.values():
-            if len(members) < min_size:
-                response.noise_ids.extend(m.id for m in members)
-        return response
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"serve-http exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"serve-http not ready in 180 s:\n{log_path.read_text()[-3000:]}")
+                time.sleep(0.2)
+            yield url
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
 
 
 class NlpServer:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.servicer = TestNlp()
-        self.server: grpc.aio.Server | None = None
+    """A `cx-nlp serve-grpc` adapter process in front of the session's model server."""
+
+    max_text = NLP_MAX_TEXT  # longer texts are refused (INVALID_ARGUMENT)
+
+    def __init__(self, upstream: str, tmp: Path) -> None:
+        self.upstream = upstream
+        self.tmp = tmp
+        self.port = free_port()
+        self.metrics_port = free_port()
+        self.proc: asyncio.subprocess.Process | None = None
+        self.paused = False
 
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        self.server = grpc.aio.server()
-        nlp_pb2_grpc.add_NlpServiceServicer_to_server(self.servicer, self.server)
-        bound = self.server.add_insecure_port(self.target)
-        assert bound == self.port
-        await self.server.start()
+        env = {**_nlp_env(self.tmp), "CX_NLP_OVERLONG_TEXT": "reject", "CX_NLP_MAX_TEXT_LENGTH": str(NLP_MAX_TEXT)}
+        env["CX_NLP_HEALTH_POLL_INTERVAL_S"] = "0.2"
+        cmd = [CX_NLP, "serve-grpc", "--host", "127.0.0.1", "--port", str(self.port), "--upstream", self.upstream]
+        cmd += ["--metrics-port", str(self.metrics_port)]
+        with (self.tmp / f"serve-grpc-{self.port}.log").open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                *cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + 60
+        async with grpc.aio.insecure_channel(self.target) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            while True:
+                if self.proc.returncode is not None:
+                    raise RuntimeError(f"serve-grpc exited with {self.proc.returncode}")
+                try:
+                    reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.aio.AioRpcError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("serve-grpc not serving in 60 s")
+                await asyncio.sleep(0.1)
+
+    def pause(self) -> None:
+        """SIGSTOP: the adapter still accepts connections (the kernel does) but answers nothing."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGCONT)
+        self.paused = False
 
     async def stop(self) -> None:
-        if self.server is not None:
-            await self.server.stop(grace=None)
-            self.server = None
+        if self.proc is None:
+            return
+        if self.paused:
+            self.resume()
+        if self.proc.returncode is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        await self.proc.wait()
+        self.proc = None
+
+    def calls(self, method: str) -> int:
+        """How many `method` RPCs this adapter has answered (its Prometheus metrics)."""
+        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+        total = 0.0
+        for match in _METRIC.finditer(text):
+            if f'method="{method}"' in match.group("labels"):
+                total += float(match.group("value"))
+        return int(total)
 
 
 @pytest.fixture
-async def nlp_server() -> AsyncIterator[NlpServer]:
-    from cx_local.ports import free_port
+async def nlp_servers(nlp_http: str, tmp_path: Path) -> AsyncIterator[Callable[[], Awaitable[NlpServer]]]:
+    """`await nlp_servers()` -> another running adapter; all are stopped after the test."""
+    started: list[NlpServer] = []
 
-    server = NlpServer(free_port())
-    await server.start()
-    yield server
-    await server.stop()
+    async def make() -> NlpServer:
+        server = NlpServer(nlp_http, tmp_path)
+        started.append(server)
+        await server.start()
+        return server
+
+    yield make
+    for server in started:
+        await server.stop()
 
 
 @pytest.fixture
-async def nlp_down() -> AsyncIterator[NlpServer]:
-    """An NLP server that is not running yet (`await nlp_down.start()` brings it up on the same port)."""
-    from cx_local.ports import free_port
+async def nlp_server(nlp_servers: Callable[[], Awaitable[NlpServer]]) -> NlpServer:
+    return await nlp_servers()
 
-    server = NlpServer(free_port())
+
+@pytest.fixture
+async def nlp_down(nlp_http: str, tmp_path: Path) -> AsyncIterator[NlpServer]:
+    """An adapter that is not running yet (`await nlp_down.start()` brings it up on its port)."""
+    server = NlpServer(nlp_http, tmp_path)
     yield server
     await server.stop()

@@ -19,7 +19,7 @@ def ingest_overrides(nlp_down):
         "analysis_max_attempts": 2,
         "breaker_failure_threshold": 2,
         "breaker_cooldown_s": 0.2,
-        "nlp_timeout_s": 1.0,
+        "nlp_timeout_s": 10.0,
     }
 
 

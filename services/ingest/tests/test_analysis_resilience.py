@@ -50,119 +50,96 @@ def ingest_overrides():
     }
 
 
-async def test_worker_killed_mid_batch_and_stale_worker_fenced(ingest, nlp_server):
+async def processing(ingest) -> int:
+    return (await ingest.sql("SELECT count(*) AS n FROM feedback_items WHERE analysis_state = 'processing'"))[0]["n"]
+
+
+def worker_on(ingest, server) -> tuple[AnalysisWorker, object]:
+    channel = insecure_channel(server.target)
+    return AnalysisWorker(
+        ingest.app.state.runtime.sessions, ingest.settings, nlp_pb2_grpc.NlpServiceStub(channel)
+    ), channel
+
+
+async def test_worker_killed_mid_batch_and_stale_worker_fenced(ingest, nlp_servers):
     tenant = uuid.uuid4()
     _, key = await ingest.partner(tenant)
     await push(ingest, key, 10)
-    runtime = ingest.app.state.runtime
-    channel = insecure_channel(nlp_server.target)
-    stub = nlp_pb2_grpc.NlpServiceStub(channel)
-    servicer = nlp_server.servicer
+    stuck, healthy = await nlp_servers(), await nlp_servers()
+    stuck.pause()  # calls to this adapter hang: its callers stay mid-batch
+    worker_a, channel_a = worker_on(ingest, stuck)
+    worker_c, channel_c = worker_on(ingest, stuck)
+    worker_b, channel_b = worker_on(ingest, healthy)
     try:
-        # 1. Worker A claims 5 items and dies while NLP is working on them (its task is killed mid-RPC).
-        servicer.gate = asyncio.Event()
-        worker_a = AnalysisWorker(runtime.sessions, ingest.settings, stub)
+        # 1. Worker A claims 5 items and dies while NLP is working on them (its task is killed mid-call).
         task_a = asyncio.create_task(worker_a.run_once())
-        await asyncio.wait_for(servicer.entered.wait(), 10)
+        await eventually(lambda: _equals(processing(ingest), 5))
+        await asyncio.sleep(0.3)
+        assert not task_a.done()
         task_a.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task_a
-        rows = await ingest.sql("SELECT count(*) AS n FROM feedback_items WHERE analysis_state = 'processing'")
-        assert rows[0]["n"] == 5
+        assert await processing(ingest) == 5
 
         # 2. Worker C claims the other 5 and hangs in NLP past its lease.
-        servicer.entered.clear()
-        stuck_gate = servicer.gate
-        worker_c = AnalysisWorker(runtime.sessions, ingest.settings, stub)
         task_c = asyncio.create_task(worker_c.run_once())
-        await asyncio.wait_for(servicer.entered.wait(), 10)
+        await eventually(lambda: _equals(processing(ingest), 10))
 
-        # 3. Worker B takes over every expired lease and finishes all 10.
-        servicer.gate = None
-        worker_b = AnalysisWorker(runtime.sessions, ingest.settings, stub)
-
+        # 3. Worker B (another NLP adapter) takes over every expired lease and finishes all 10.
         async def drained():
             await worker_b.run_once()
             rows = await ingest.sql("SELECT count(*) AS n FROM feedback_items WHERE analysis_state = 'done'")
             return rows[0]["n"] == 10
 
-        await eventually(drained)
+        await eventually(drained, 60)
 
-        # 4. The stale worker C comes back: its token no longer matches, it writes nothing.
-        stuck_gate.set()
-        assert await asyncio.wait_for(task_c, 10) == 5
+        # 4. The stale worker C gets its answer at last: its token no longer matches, it writes nothing.
+        stuck.resume()
+        assert await asyncio.wait_for(task_c, 60) == 5
         await exactly_once(ingest, 10)
         rows = await ingest.sql("SELECT max(attempts) AS a FROM feedback_items")
         assert rows[0]["a"] == 2  # claimed twice, stored once
     finally:
-        await channel.close()
+        for channel in (channel_a, channel_b, channel_c):
+            await channel.close()
 
 
-async def test_poison_items_fail_after_bounded_attempts(ingest, nlp_server):
+async def _equals(value, expected) -> bool:
+    return await value == expected
+
+
+async def test_a_poison_item_fails_alone_after_bounded_attempts(ingest, nlp_server):
+    """NLP refuses a whole call because of one text (longer than it accepts): the batch is bisected, the
+    poison item fails after `analysis_max_attempts` attempts with NLP's reason, its batch-mates are analysed once,
+    and the breaker stays closed (NLP answered: not an outage)."""
     tenant = uuid.uuid4()
     _, key = await ingest.partner(tenant)
-    await push(ingest, key, 2)
-    # A codebook the NLP server refuses even after registration: every Analyze fails with FAILED_PRECONDITION.
-    created = await ingest.client.post(
-        "/v1/codebooks",
-        json={"name": "x", "active": True, "nodes": [{"id": "a", "names": {"zh-Hans": "甲"}, "keywords": ["甲"]}]},
-        headers=ingest.auth(tenant),
-    )
-    await ingest.client.post(f"/v1/codebooks/{created.json()['id']}/versions", json={}, headers=ingest.auth(tenant))
-
-    servicer = nlp_server.servicer
-    original = servicer.codebooks
-    servicer.codebooks = _Forgetful()
-    runtime = ingest.app.state.runtime
-    channel = insecure_channel(nlp_server.target)
-    worker = AnalysisWorker(runtime.sessions, ingest.settings, nlp_pb2_grpc.NlpServiceStub(channel))
-    try:
-
-        async def failed():
-            await worker.run_once()
-            rows = await ingest.sql("SELECT analysis_state, attempts, last_error FROM feedback_items")
-            return all(r["analysis_state"] == "failed" for r in rows) and rows
-
-        rows = await eventually(failed)
-        assert {r["attempts"] for r in rows} == {ingest.settings.analysis_max_attempts}
-        assert all("FAILED_PRECONDITION" in r["last_error"] for r in rows)
-        assert worker.breaker.state == "closed"  # the NLP service answered: not an outage
-    finally:
-        servicer.codebooks = original
-        await channel.close()
-
-
-class _Forgetful(dict):
-    def __setitem__(self, key, value):
-        pass
-
-
-async def test_a_poison_item_fails_alone_and_its_batch_mates_are_analysed(ingest, nlp_server):
-    tenant = uuid.uuid4()
-    _, key = await ingest.partner(tenant)
-    items = [{"external_id": str(i), "text": "☠ bad" if i == 3 else f"好评{i}"} for i in range(5)]
-    await ingest.client.post("/v1/feedback:batch", json={"items": items}, headers=ingest.key(key))
-    runtime = ingest.app.state.runtime
-    channel = insecure_channel(nlp_server.target)
-    worker = AnalysisWorker(runtime.sessions, ingest.settings, nlp_pb2_grpc.NlpServiceStub(channel))
+    poison = "配送太慢了，" * (nlp_server.max_text // 6 + 10)
+    items = [{"external_id": str(i), "text": poison if i == 3 else f"好评{i}"} for i in range(5)]
+    sent = await ingest.client.post("/v1/feedback:batch", json={"items": items}, headers=ingest.key(key))
+    assert sent.json()["counts"]["accepted"] == 5
+    worker, channel = worker_on(ingest, nlp_server)
     try:
 
         async def settled():
             await worker.run_once()
-            rows = await ingest.sql("SELECT external_id, analysis_state, attempts FROM feedback_items")
+            rows = await ingest.sql("SELECT external_id, analysis_state, attempts, last_error FROM feedback_items")
             return all(r["analysis_state"] in ("done", "failed") for r in rows) and rows
 
-        rows = await eventually(settled)
-        states = {r["external_id"]: (r["analysis_state"], r["attempts"]) for r in rows}
-        assert states.pop("3") == ("failed", ingest.settings.analysis_max_attempts)
-        assert set(states.values()) == {("done", 1)}
+        rows = await eventually(settled, 60)
+        states = {r["external_id"]: r for r in rows}
+        bad = states.pop("3")
+        assert (bad["analysis_state"], bad["attempts"]) == ("failed", ingest.settings.analysis_max_attempts)
+        assert bad["last_error"].startswith("INVALID_ARGUMENT")
+        assert {(r["analysis_state"], r["attempts"]) for r in states.values()} == {("done", 1)}
+        assert worker.breaker.state == "closed"
     finally:
         await channel.close()
 
 
 async def test_sigkilled_service_process_mid_batch(ingest, nlp_server, cx_nats_url, cx_events):
-    """A real `cx-ingest serve` process claims a batch, is SIGKILLed while NLP works on it; afterwards every item is
-    analysed and announced exactly once."""
+    """A real `cx-ingest serve` process claims a batch and is SIGKILLed while its NLP call is in flight; afterwards
+    every item is analysed and announced exactly once."""
     import os
     import signal
     import sys
@@ -172,8 +149,7 @@ async def test_sigkilled_service_process_mid_batch(ingest, nlp_server, cx_nats_u
     tenant = uuid.uuid4()
     _, key = await ingest.partner(tenant)
     await push(ingest, key, 5)
-    servicer = nlp_server.servicer
-    servicer.gate = asyncio.Event()
+    nlp_server.pause()
     env = {
         **os.environ,
         "CX_INGEST_DATABASE_URL": ingest.db.url,
@@ -196,17 +172,15 @@ async def test_sigkilled_service_process_mid_batch(ingest, nlp_server, cx_nats_u
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
-    try:
-        await asyncio.wait_for(servicer.entered.wait(), 30)  # the process is inside Analyze with its claim
+    try:  # the process has claimed the batch and waits on NLP (paused): it is mid-batch
+        await eventually(lambda: _equals(processing(ingest), 5), 60)
+        await asyncio.sleep(0.3)
     finally:
         proc.send_signal(signal.SIGKILL)
         await asyncio.wait_for(proc.wait(), 10)
-    claimed = await ingest.sql("SELECT count(*) AS n FROM feedback_items WHERE analysis_state = 'processing'")
-    assert claimed[0]["n"] == 5
-    servicer.gate.set()
-    servicer.gate = None
-    channel = insecure_channel(nlp_server.target)
-    worker = AnalysisWorker(ingest.app.state.runtime.sessions, ingest.settings, nlp_pb2_grpc.NlpServiceStub(channel))
+    assert await processing(ingest) == 5
+    nlp_server.resume()
+    worker, channel = worker_on(ingest, nlp_server)
     try:
 
         async def drained():
@@ -214,7 +188,7 @@ async def test_sigkilled_service_process_mid_batch(ingest, nlp_server, cx_nats_u
             rows = await ingest.sql("SELECT count(*) AS n FROM feedback_items WHERE analysis_state = 'done'")
             return rows[0]["n"] == 5
 
-        await eventually(drained)
+        await eventually(drained, 60)
         await exactly_once(ingest, 5)
     finally:
         await channel.close()

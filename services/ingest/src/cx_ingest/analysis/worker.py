@@ -211,7 +211,14 @@ class AnalysisWorker:
         self.wakeup.clear()
 
     async def run(self) -> None:
-        log.info("analysis_worker_started", batch=self.settings.analysis_batch_size)
+        """`analysis_concurrency` lanes, each claiming and analysing micro-batches: while one lane stores its
+        results or claims the next batch, another one's texts are in NLP, so NLP is never left idle by us (and its
+        adaptive batching sees concurrent calls). Claims use SKIP LOCKED: lanes never share an item."""
+        lanes = max(1, self.settings.analysis_concurrency)
+        log.info("analysis_worker_started", batch=self.settings.analysis_batch_size, lanes=lanes)
+        await asyncio.gather(*(self._lane() for _ in range(lanes)))
+
+    async def _lane(self) -> None:
         while not self._stopping.is_set():
             try:
                 if not self.breaker.allow():
@@ -269,9 +276,15 @@ class AnalysisWorker:
             request.codebook.CopyFrom(
                 nlp_pb2.CodebookRef(tenant_id=str(tenant_id), codebook_id=str(cb.id), version=version.version)
             )
+        # Embed runs next to Analyze (both are NLP work on the same texts; an Embed failure is not fatal).
+        embedding = asyncio.ensure_future(self._embed(request)) if self.settings.analysis_embeddings else None
         try:
             response = await self._call_analyze(request, active, tenant_id)
-        except grpc.aio.AioRpcError as exc:
+        except BaseException as exc:
+            if embedding is not None:
+                embedding.cancel()
+            if not isinstance(exc, grpc.aio.AioRpcError):
+                raise
             transient = exc.code() in TRANSIENT
             if transient:
                 self.breaker.failure()
@@ -286,7 +299,7 @@ class AnalysisWorker:
             log.warning("nlp_analyze_failed", code=exc.code().name, items=len(rows), breaker=self.breaker.state)
             return
         self.breaker.success()
-        embeddings = await self._embed(request) if self.settings.analysis_embeddings else {}
+        embeddings = await embedding if embedding is not None else {}
         await self._store(token, rows, response, codebook_ref, embeddings)
 
     async def _embed(self, request: nlp_pb2.AnalyzeRequest) -> dict[str, str]:
