@@ -242,3 +242,32 @@ async def test_fusion_by_order_value_band_and_store_size(gw, loaded, ev):
     sizes = (await gw.client.get("/api/v1/analytics/fusion?source=org&attribute=size", headers=analyst)).json()
     by_size = {i["value"]: i["responses"] for i in sizes["items"] if i["responses"]}
     assert by_size == {"large": 3, "medium": 1, "small": 1}  # (the CX department only has a task: no responses)
+
+
+async def test_events_are_applied_in_batches_and_a_bad_one_does_not_hold_back_the_rest(gw, loaded, ev):
+    from cx_common.events import build_envelope, subject_for
+
+    js, prefix = gw.app.state.runtime.bus.js, gw.settings.events_subject_prefix
+    subject = subject_for("survey.response.submitted", prefix)
+    store = loaded.units["S-SZ-01"]
+    good = [build_envelope(tenant_id=loaded.tenant_id, event_type="survey.response.submitted",
+                           payload=ev.response(store, 10), source="test") for _ in range(5)]  # fmt: skip
+    bad = build_envelope(
+        tenant_id=loaded.tenant_id, event_type="survey.response.submitted", payload=ev.response(store, 0), source="test"
+    )
+    bad.tenant_id = "not-a-tenant"  # the handler fails on it, every time
+    # published together, so they are fetched as one batch; one of the good ones twice (same event id)
+    for env in [good[0], good[1], bad, good[2], good[1], good[3], good[4]]:
+        await js.publish(subject, env.SerializeToString())
+    headers = await gw.headers("owner@demo.cx")
+
+    async def counted():
+        body = (await gw.client.get("/api/v1/analytics/overview", headers=headers)).json()
+        return body if body["responses"] >= 10 else None
+
+    body = await ev.until(counted)
+    assert body["responses"] == 10 and body["promoters"] == 7  # 5 new ones, the duplicate and the bad one not counted
+    store_view = (
+        await gw.client.get("/api/v1/analytics/overview", params={"org_unit_id": str(store)}, headers=headers)
+    ).json()
+    assert store_view["responses"] == 6 and store_view["nps"] == round(5 * 100 / 6, 2)  # its earlier 8 + five 10s

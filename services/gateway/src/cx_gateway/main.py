@@ -10,7 +10,8 @@ from cx.nlp.v1 import nlp_pb2_grpc
 from cx_common.app import Runtime, create_service_app
 from cx_common.events import EventConsumer
 from cx_common.grpc import insecure_channel
-from cx_gateway.analytics.projection import EVENT_TYPES, handle
+from cx_gateway.analytics.consumer import BatchConsumer
+from cx_gateway.analytics.projection import EVENT_TYPES, apply_batch, handle
 from cx_gateway.analytics.views import competitor_router, kpi_router
 from cx_gateway.analytics.views import router as analytics_router
 from cx_gateway.console.pages import router as console_pages_router
@@ -62,8 +63,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         assert runtime.bus is not None
         assert runtime.sessions is not None
         return [
-            EventConsumer(
-                runtime.bus, runtime.sessions, durable="gateway-analytics", event_types=EVENT_TYPES, handler=handle
+            BatchConsumer(
+                runtime.bus,
+                runtime.sessions,
+                durable="gateway-analytics",
+                event_types=EVENT_TYPES,
+                handler=handle,
+                batch_handler=apply_batch,
+                batch_size=settings.analytics_batch_size,
             )
         ]
 

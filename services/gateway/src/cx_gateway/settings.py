@@ -61,6 +61,9 @@ class Settings(ServiceSettings):
     rate_limit_per_minute: int = Field(default=600, ge=1, description="requests per minute per caller")
     rate_limit_burst: int = Field(default=120, ge=1)
 
+    # analytics read model: events applied per transaction by the consumer
+    analytics_batch_size: int = Field(default=200, ge=1, le=1000)
+
     # console
     public_url: str = Field(default="", description="external base URL printed by seed-demo")
 

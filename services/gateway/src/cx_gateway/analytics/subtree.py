@@ -1,7 +1,7 @@
 """Subtree totals (`rollup_subtree_*`): for every org unit, the sum of what was recorded on it and everywhere below.
 
-The projection adds each event to the per-unit rollups and, in the same statement batch and transaction, to the
-subtree rows of the unit and each of its ancestors, so a dashboard for HQ, a region or a store reads that one unit's
+The projection adds each event to the per-unit rollups and, in the same transaction (`changes.py`), to the subtree
+rows of the unit and each of its ancestors, so a dashboard for HQ, a region or a store reads that one unit's
 rows instead of aggregating every store's. The org tree can change: a move subtracts the moved unit's subtree totals
 from the ancestors it leaves and adds them to those it joins; a deleted (leaf) unit's totals leave its ancestors.
 `rebuild` derives everything from the per-unit rollups (bulk loads, repairs) and must agree with the incremental path.
@@ -13,9 +13,8 @@ ancestors).
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -75,61 +74,6 @@ async def resolve(session: AsyncSession, tenant: uuid.UUID, org: uuid.UUID) -> t
     if path is None:
         return UNKNOWN_ORG, [UNKNOWN_ORG]
     return org, path_ids(path)
-
-
-async def _add(session: AsyncSession, model: type[Any], rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert the rows or add their counters to the existing ones (one statement; keys must be distinct)."""
-    if not rows:
-        return
-    table = _table(model)
-    names = [c for c in counter_columns(model) if c in rows[0]]
-    stmt = insert(table).values(list(rows))
-    stmt = stmt.on_conflict_do_update(
-        index_elements=key_columns(model), set_={c: table.c[c] + stmt.excluded[c] for c in names}
-    )
-    await session.execute(stmt)
-
-
-async def add_daily(
-    session: AsyncSession, tenant: uuid.UUID, scopes: Iterable[uuid.UUID], day: dt.date, counters: Mapping[str, float]
-) -> None:
-    await _add(session, SubtreeDaily, [{"tenant_id": tenant, "scope_id": s, "day": day, **counters} for s in scopes])
-
-
-async def add_aspects(
-    session: AsyncSession,
-    tenant: uuid.UUID,
-    scopes: Iterable[uuid.UUID],
-    day: dt.date,
-    mentions: Iterable[tuple[str, int, str]],
-) -> None:
-    """`mentions`: distinct (path, level, polarity) of one feedback item."""
-    per_path: dict[tuple[str, int], dict[str, int]] = {}
-    for path, level, polarity in mentions:
-        row = per_path.setdefault((path, level), {"mentions": 0, **dict.fromkeys(POLARITIES, 0)})
-        row["mentions"] += 1
-        if polarity in POLARITIES:
-            row[polarity] += 1
-    rows = [
-        {"tenant_id": tenant, "scope_id": s, "day": day, "level": level, "path": path, **counts}
-        for s in scopes
-        for (path, level), counts in per_path.items()
-    ]
-    await _add(session, SubtreeAspects, rows)
-
-
-async def add_terms(
-    session: AsyncSession,
-    tenant: uuid.UUID,
-    scopes: Iterable[uuid.UUID],
-    day: dt.date,
-    terms: Iterable[tuple[str, str]],
-    negative: bool,
-) -> None:
-    """`terms`: distinct (kind, term) of one feedback item."""
-    base = {"tenant_id": tenant, "day": day, "mentions": 1, "negative": int(negative)}
-    rows = [{**base, "scope_id": s, "kind": kind, "term": term} for s in scopes for kind, term in terms]
-    await _add(session, SubtreeTerms, rows)
 
 
 # -- org tree changes ------------------------------------------------------------------------------------------------

@@ -86,7 +86,8 @@ async def _get(
     if answer.status_code == 404:
         raise Problem(404, "not found")
     if answer.status_code >= 400:
-        raise Problem(answer.status_code if answer.status_code < 500 else 502, _detail(_json(answer.content), 0))
+        status = answer.status_code if answer.status_code < 500 else 502
+        raise Problem(status, _detail(_json(answer.content), answer.status_code))
     body = _json(answer.content)
     if body is None:
         raise Problem(502, f"the {upstream} service sent an invalid answer")
