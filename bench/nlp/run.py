@@ -191,7 +191,7 @@ async def run(args: argparse.Namespace) -> int:
     from cx_nlp.settings import NlpSettings
 
     model, model_dir = model_choice(args.model)
-    n = args.texts or (64 if args.quick else 512)
+    n = args.texts or (64 if args.quick else 384)
     texts, kinds = workload(n)
     tmp = Path(tempfile.mkdtemp(prefix="cx-bench-nlp-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CX_NLP_")}
@@ -261,7 +261,7 @@ async def run(args: argparse.Namespace) -> int:
 
             # gRPC adapter overhead: one short text, sequential calls, p50 (calls interleaved)
             short = next(t for t in texts if len(t) < 60)
-            k = 15 if args.quick else 100
+            k = 15 if args.quick else 60
             http_item = {"items": [{"text": short, "tasks": ["sentiment"], "max_keywords": 8}]}
 
             async def direct() -> None:
@@ -336,7 +336,7 @@ async def run(args: argparse.Namespace) -> int:
         from transformers import pipeline as hf_pipeline
 
         extractor = hf_pipeline("feature-extraction", model=str(minilm), device=-1)
-        per_request = texts[: (12 if args.quick else 128)]
+        per_request = texts[: (12 if args.quick else 64)]
 
         def per_request_rate() -> float:
             extractor(per_request[0], truncation=True, max_length=256)
@@ -351,7 +351,7 @@ async def run(args: argparse.Namespace) -> int:
             from sentence_transformers import SentenceTransformer
 
             st = SentenceTransformer(str(minilm), device="cpu")
-            st_texts = texts[: (32 if args.quick else 256)]
+            st_texts = texts[: (32 if args.quick else 128)]
             rows.append(
                 (
                     "peer: sentence-transformers encode(batch_size=32) (MiniLM-L6)",
@@ -368,7 +368,7 @@ async def run(args: argparse.Namespace) -> int:
         f"in-process peers ran with {sorted({default_threads, our_threads})} and the better figure is shown"
     )
 
-    precision_lines, precision = precision_report(model, model_dir, texts[: (32 if args.quick else 192)], our_threads)
+    precision_lines, precision = precision_report(model, model_dir, texts[: (32 if args.quick else 96)], our_threads)
     extra.extend(precision_lines)
     extra.append(f"load: {load_note()}")
     table = format_table(rows, model, len(texts), kinds, args.concurrency, extra)
@@ -609,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, finishes in under a minute")
     parser.add_argument("--model", choices=["auto", "default", "tiny"], default="auto")
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--texts", type=int, default=0, help="number of texts (default 512, quick 64)")
+    parser.add_argument("--texts", type=int, default=0, help="number of texts (default 384, quick 64)")
     parser.add_argument("--write-readme", action="store_true", help="also write the table after a --quick run")
     args, _ = parser.parse_known_args(argv)  # `python -m bench` passes every benchmark the same arguments
     return asyncio.run(run(args))
