@@ -1,5 +1,6 @@
 """The nlp service's capacity for ingest-shaped work (an `Analyze` with every default task, then an `Embed`, per
-batch of texts, as ingest's analysis worker sends them) and a steady background load of a given rate."""
+batch of texts, as ingest's analysis worker sends them) and a steady background load of a given rate, in batches of
+the same size, so that "half of the capacity" is half of what was measured."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from bench.time_to_alert.scenario import NEGATIVE, POSITIVE
 
-BATCH = 64  # ingest's analysis_batch_size
+BATCH = 16  # ingest sends up to 64 (analysis_batch_size); at a steady few per second its batches are small
 TEXTS = [*NEGATIVE, *POSITIVE]
 
 
@@ -54,9 +55,9 @@ async def capacity(target: str, *, seconds: float, concurrency: int = 4) -> floa
 
 
 class Background:
-    """`rate` texts/s sent to nlp in batches of 16 at a fixed pace (open loop) while the measured load runs."""
+    """`rate` texts/s sent to nlp in batches of BATCH at a fixed pace (open loop) while the measured load runs."""
 
-    def __init__(self, target: str, rate: float, batch: int = 16) -> None:
+    def __init__(self, target: str, rate: float, batch: int = BATCH) -> None:
         self.target = target
         self.wanted = rate
         self.batch = batch
