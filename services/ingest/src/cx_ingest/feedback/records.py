@@ -88,14 +88,10 @@ def validate_records(raw_items: Sequence[Any], mapping: FieldMapping | None) -> 
     return valid, refused
 
 
-_TEXTS = {"text", "title", "turns"}
-
-
-def build_row(source: Source, item: FeedbackIn, privacy: TenantPrivacy) -> dict[str, Any]:
-    """The per-row arrays of `upsert.UPSERT` for a validated record: every text redacted; `doc` = the record's JSON
-    without its texts (the statement reads the plain fields from it; raw text never reaches the database unless the
-    tenant keeps originals); the content hash = SHA-256 of the whole record's JSON, so the same record sent again is
-    a duplicate and any changed value makes it an update. Plus `item` and `turn_texts` for the event."""
+def build_row(source: Source, item: FeedbackIn, privacy: TenantPrivacy, now: dt.datetime) -> dict[str, Any]:
+    """A feedback_items row (`upsert.ROW_COLUMNS`, JSON as text) for a validated record, every text redacted; the
+    content hash is the SHA-256 of the record's JSON, so the same record sent again is a duplicate and any changed
+    value makes it an update. Plus `turn_texts` (the redacted turns) for the event."""
     redactions: dict[str, int] = {}
 
     def redact(text: str) -> str:
@@ -111,19 +107,30 @@ def build_row(source: Source, item: FeedbackIn, privacy: TenantPrivacy) -> dict[
         raw_turns = [{**t.model_dump(mode="json", exclude_none=True), "seq": seq} for seq, (_, t) in enumerate(ordered)]
         turns = [{**t, "text": redact(t["text"])} for t in raw_turns]
         agent_id = agent_id or next((t.agent_id for t in item.turns if t.agent_id), None) or ""
+    survey = source.source_key == "survey"
     return {
         "id": new_id(),
-        "doc": item.model_dump_json(exclude=_TEXTS),
+        "external_id": item.external_id,
+        "channel": item.channel or source.default_channel,
+        "touchpoint_id": item.touchpoint_id or "",
+        "journey_stage": item.journey_stage or "",
+        "org_unit_id": item.org_unit_id or "",
+        "customer_key": item.customer_key or "",
+        "product_sku": item.product_sku or "",
+        "agent_id": agent_id,
+        "language": item.language or source.default_language,
+        "occurred_at": item.occurred_at or now,
         "title": redact(item.title) if item.title else "",
         "text": redact(item.text) if item.text else "",
         "turns": as_json(turns),
+        "turn_texts": [t["text"] for t in turns or []],
         "raw_text": item.text if privacy.keep_raw and item.text else None,
         "raw_turns": as_json(raw_turns) if privacy.keep_raw else None,
         "redactions": as_json(redactions) if redactions else "{}",
-        "agent_id": agent_id,
+        "scores": as_json(item.scores) if item.scores else "{}",
+        "attributes": as_json(item.attributes) if item.attributes else "{}",
+        "source_response_id": str(item.attributes.get("source_response_id", "")) if survey else "",
         "content_hash": hashlib.sha256(item.model_dump_json().encode()).hexdigest(),
-        "item": item,
-        "turn_texts": [t["text"] for t in turns or []],
     }
 
 
@@ -138,22 +145,21 @@ def timestamp(value: dt.datetime | None) -> Timestamp:
     return ts
 
 
-def row_context(source: Source, row: dict[str, Any], row_id: uuid.UUID, now: dt.datetime) -> events_pb2.FeedbackContext:
-    """Event context of a row built by `build_row` and stored as `row_id` (defaults as in `upsert.COLUMNS`)."""
-    item: FeedbackIn = row["item"]
+def row_context(row: dict[str, Any], row_id: uuid.UUID, partner_id: str) -> events_pb2.FeedbackContext:
+    """Event context of a row built by `build_row` (stored as `row_id`)."""
     return events_pb2.FeedbackContext(
         feedback_id=str(row_id),
-        channel=item.channel or source.default_channel,
-        touchpoint_id=item.touchpoint_id or "",
-        journey_stage=item.journey_stage or "",
-        org_unit_id=item.org_unit_id or "",
-        customer_key=item.customer_key or "",
-        product_sku=item.product_sku or "",
-        language=item.language or source.default_language,
-        occurred_at=timestamp(item.occurred_at or now),
-        partner_id=str(source.partner_id) if source.partner_id else "",
-        external_id=item.external_id,
-        source_response_id=str(item.attributes.get("source_response_id", "")) if source.source_key == "survey" else "",
+        channel=row["channel"],
+        touchpoint_id=row["touchpoint_id"],
+        journey_stage=row["journey_stage"],
+        org_unit_id=row["org_unit_id"],
+        customer_key=row["customer_key"],
+        product_sku=row["product_sku"],
+        language=row["language"],
+        occurred_at=timestamp(row["occurred_at"]),
+        partner_id=partner_id,
+        external_id=row["external_id"],
+        source_response_id=row["source_response_id"],
         agent_id=row["agent_id"],
     )
 

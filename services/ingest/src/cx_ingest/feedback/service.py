@@ -49,7 +49,7 @@ async def store_feedback(
             )
             continue
         first_index[item.external_id] = index
-        rows.append((index, item.external_id, build_row(source, item, privacy)))
+        rows.append((index, item.external_id, build_row(source, item, privacy, now)))
 
     changed: dict[str, tuple[uuid.UUID, bool]] = {}
     for start in range(0, len(rows), CHUNK):
@@ -60,9 +60,6 @@ async def store_feedback(
                 tenant_id=source.tenant_id,
                 source_key=source.source_key,
                 partner_id=source.partner_id,
-                default_channel=source.default_channel,
-                default_language=source.default_language,
-                now=now,
                 rows=chunk,
             )
         )
@@ -73,6 +70,7 @@ async def store_feedback(
         external_ids=[ext for _, ext, _ in rows if ext not in changed],
     )
     events: list[tuple[uuid.UUID, str, Any]] = []
+    partner_id = str(source.partner_id) if source.partner_id else ""
     for index, ext, row in rows:
         if ext in changed:
             row_id, inserted = changed[ext]
@@ -80,7 +78,7 @@ async def store_feedback(
                 index=index, external_id=ext, status="accepted", id=row_id, action="created" if inserted else "updated"
             )
             payload = events_pb2.FeedbackReceived(
-                context=row_context(source, row, row_id, now),
+                context=row_context(row, row_id, partner_id),
                 is_conversation=bool(row["turn_texts"]),
                 text_length=len(row["text"]) + sum(len(t) for t in row["turn_texts"]),
             )
