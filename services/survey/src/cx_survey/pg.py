@@ -10,7 +10,7 @@ SQLAlchemy engine.
 
 A statement that fails with a Postgres error leaves its connection usable (a single statement is its own transaction,
 rolled back by the server). Any other failure — a dropped connection, a cancelled request — closes the connection
-instead of returning it; `CONNECTION_ERRORS` tells the caller when sending the statement again is the right answer.
+instead of returning it, and the statement is sent once more on another connection.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from cx_common.logging import get_logger
 
 log = get_logger(__name__)
 POOL = "submit_pool"
-# The errors after which the same statement may be sent again on another connection.
+# The errors after which the statement is sent again on another connection.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.InterfaceError,
@@ -59,6 +59,16 @@ class Pool:
         self._closed = False
 
     async def fetchrow(self, query: str, *args: Any) -> Any:
+        """Run one statement; on a dropped connection, once more on another (every statement sent through this pool
+        must be safe to send twice: reads, and the submission, which is idempotent on its submission key)."""
+        try:
+            return await self._fetchrow(query, *args)
+        except CONNECTION_ERRORS:
+            if self._closed:
+                raise
+            return await self._fetchrow(query, *args)
+
+    async def _fetchrow(self, query: str, *args: Any) -> Any:
         conn = await self._acquire()
         try:
             row = await conn.fetchrow(query, *args)

@@ -28,7 +28,7 @@ from cx_common.db import new_id, utcnow
 from cx_common.errors import Problem
 from cx_common.events import build_envelope, subject_for
 from cx_common.events.outbox import OUTBOX_CHANNEL
-from cx_survey.pg import CONNECTION_ERRORS, pool_of
+from cx_survey.pg import Pool, pool_of
 from cx_survey.responses import service
 from cx_survey.responses.schemas import ResponseSubmit, SubmitResult
 from cx_survey.surveys.definition import AnswerError, Definition, clean_answers, scores
@@ -180,10 +180,10 @@ _INVITATION = (
 class Submissions:
     """The hot path's per-app state: the pool and what it remembers about surveys and touchpoints."""
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self.hints: dict[uuid.UUID, SurveyHint] = {}
-        self.touchpoints: dict[tuple[uuid.UUID, uuid.UUID], TouchpointInfo | None] = {}
+        self.touchpoints: dict[tuple[uuid.UUID, uuid.UUID], TouchpointInfo] = {}
 
     async def hint(self, survey_id: uuid.UUID) -> SurveyHint | None:
         """The remembered state, or a fresh read (404/409/410 as `service.public_survey`); None for a quota."""
@@ -209,8 +209,8 @@ class Submissions:
 
     async def touchpoint(self, tenant_id: uuid.UUID, touchpoint_id: uuid.UUID) -> TouchpointInfo | None:
         key = (tenant_id, touchpoint_id)
-        if key in self.touchpoints:
-            return self.touchpoints[key]
+        if (known := self.touchpoints.get(key)) is not None:
+            return known
         row = await self.pool.fetchrow(_TOUCHPOINT, tenant_id, touchpoint_id)
         info = TouchpointInfo(row["stage_key"], row["channel"], row["org_unit_id"]) if row else None
         if info is not None:  # an unknown one may be created later
@@ -360,13 +360,9 @@ async def _hot(
         "trace_id": envelope.trace_id,
         "notify_channel": OUTBOX_CHANNEL,
     }
-    args = [params[name] for name in _ORDER]
-    try:
-        row = await subs.pool.fetchrow(_SUBMIT, *args)
-    except CONNECTION_ERRORS:
-        # A dropped connection: nothing or everything was stored; the same statement again (same submission key)
-        # stores it, or finds it stored and hands over to the careful path, which answers with it.
-        row = await subs.pool.fetchrow(_SUBMIT, *args)
+    # On a dropped connection the pool sends it once more: everything or nothing was stored, and the same submission
+    # key then either stores it or finds it stored (a double submission, answered by the careful path with it).
+    row = await subs.pool.fetchrow(_SUBMIT, *[params[name] for name in _ORDER])
     if not row["ok"]:
         subs.hints.pop(survey_id, None)  # closed, republished, quota set, link used meanwhile, unknown org unit
         return None
