@@ -174,6 +174,13 @@ async def update_unit(
         old_path, new_path = unit.path, f"{new_parent.path}{unit.id}/"
         old_ancestors = ancestor_ids(unit)
         delta = new_parent.depth + 1 - unit.depth
+        # lock the moved units in id order first: the read model's consumer takes them (FOR SHARE) in the same order
+        await session.execute(
+            select(OrgUnit.id)
+            .where(OrgUnit.tenant_id == unit.tenant_id, OrgUnit.path.startswith(old_path, autoescape=True))
+            .order_by(OrgUnit.id)
+            .with_for_update()
+        )
         await session.execute(
             update(OrgUnit)
             .where(OrgUnit.tenant_id == unit.tenant_id, OrgUnit.path.startswith(old_path, autoescape=True))
