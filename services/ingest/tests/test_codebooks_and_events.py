@@ -214,3 +214,74 @@ async def test_industry_starter_codebooks(ingest):
         "/v1/codebooks", json={"name": "x", "template": "mining"}, headers=ingest.auth(tenant)
     )
     assert bad.json()["errors"][0]["field"] == "template"
+
+
+class _Hang:
+    """An async context manager that never enters: the task using it stops there until cancelled."""
+
+    async def __aenter__(self):
+        await asyncio.sleep(3600)
+
+    async def __aexit__(self, *exc):
+        return False
+
+
+async def test_recoding_backfill_resumes_after_a_restart(ingest, cx_tokens, monkeypatch):
+    """The backfill commits its cursor with each chunk: a service stopped mid-way resumes where it was and every
+    stale item is re-queued exactly once."""
+    from cx_ingest.codebooks import recode
+    from cx_ingest.main import create_app
+    from cx_local.pytest_plugin import app_client
+
+    tenant = uuid.uuid4()
+    headers = ingest.auth(tenant)
+    created = await ingest.client.post(
+        "/v1/codebooks", json={"name": "cb", "nodes": TREE, "active": True}, headers=headers
+    )
+    cb_id = created.json()["id"]
+    await ingest.client.post(f"/v1/codebooks/{cb_id}/versions", json={}, headers=headers)
+    _, key = await ingest.partner(tenant)
+    items = [{"external_id": f"r{i}", "text": f"商品破损{i}"} for i in range(23)]
+    await ingest.client.post("/v1/feedback:batch", json={"items": items}, headers=ingest.key(key))
+    await ingest.sql(  # as if analysed against version 1
+        "UPDATE feedback_items SET analysis_state = 'done', analysis = jsonb_build_object('codebook_id', $1::text, "
+        "'codebook_version', 1)",
+        cb_id,
+    )
+
+    monkeypatch.setattr(recode, "CHUNK", 5)
+    runtime = ingest.app.state.runtime
+    real_sessions, opened, stalled = runtime.sessions, 0, asyncio.Event()
+
+    def stalling_sessions():
+        nonlocal opened
+        opened += 1
+        if opened == 3:  # two chunks committed, then the process "stops" in the third
+            stalled.set()
+            return _Hang()
+        return real_sessions()
+
+    original = recode.run_job
+    monkeypatch.setattr(recode, "run_job", lambda sessions, job_id: original(stalling_sessions, job_id))
+    v2 = await ingest.client.post(f"/v1/codebooks/{cb_id}/versions", json={}, headers=headers)
+    assert v2.json()["version"] == 2
+    await asyncio.wait_for(stalled.wait(), 10)
+    task = next(t for t in runtime.tasks if t.get_name().startswith("recode-"))
+    task.cancel()
+    jobs = (await ingest.client.get(f"/v1/codebooks/{cb_id}/recodes", headers=headers)).json()
+    latest = jobs[0]
+    assert (latest["version"], latest["status"], latest["total"], latest["queued"]) == (2, "running", 23, 10)
+    monkeypatch.setattr(recode, "run_job", original)
+
+    # A new process over the same database picks the job up at its cursor.
+    async with app_client(create_app(ingest.settings), cx_tokens) as client:
+        deadline = asyncio.get_running_loop().time() + 20
+        while True:
+            jobs = (await client.get(f"/v1/codebooks/{cb_id}/recodes", headers=headers)).json()
+            if jobs[0]["status"] == "completed":
+                break
+            assert asyncio.get_running_loop().time() < deadline, jobs
+            await asyncio.sleep(0.05)
+    assert (jobs[0]["total"], jobs[0]["queued"]) == (23, 23)
+    rows = await ingest.sql("SELECT count(*) AS n FROM feedback_items WHERE analysis_state = 'pending'")
+    assert rows[0]["n"] == 23
