@@ -36,7 +36,7 @@ LONG = os.environ.get("CX_FUZZ", "short").lower() == "long"
 PHASES = "examples,coverage,fuzzing" if LONG else "examples,fuzzing"
 # The issue's bar: no 5xx, no answer that violates its documented schema. Undocumented status codes (schemathesis'
 # status_code_conformance) are checked statically in test_openapi_contract.py.
-CHECKS = ("not_a_server_error", "response_schema_conformance")
+CHECKS = ("not_a_server_error", "status_code_conformance", "response_schema_conformance")
 
 
 def _base(db: Any, nats_url: str, events: Any) -> dict[str, Any]:

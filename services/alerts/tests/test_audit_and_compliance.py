@@ -52,6 +52,28 @@ async def test_audit_trail_is_append_only_and_tamper_evident(env, client):
     assert check["intact"] is False and check["first_broken_id"] == trail[1]["id"]
 
 
+async def test_audit_trail_is_limited_to_the_callers_org_subtree(env, client):
+    tenant = uuid.uuid4()
+    h = env.headers(tenant)
+    await seed_org(env, client, tenant)
+    t1 = (await client.post("/v1/tickets", json={"title": "s1 queue", "org_unit_id": "s1"}, headers=h)).json()
+    t2 = (await client.post("/v1/tickets", json={"title": "s2 rude", "org_unit_id": "s2"}, headers=h)).json()
+    await client.put("/v1/sla-policies/P1", json={"first_response_minutes": 10, "resolution_minutes": 60}, headers=h)
+
+    async def seen(org: str | None, **params: str) -> list[tuple[str, str]]:
+        headers = env.headers(tenant, user=f"u-{org}", role="manager", org=org)
+        answer = await client.get("/v1/audit", headers=headers, params=params)
+        assert answer.status_code == 200, answer.text
+        return [(e["entity_type"], e["entity_id"]) for e in answer.json()["items"]]
+
+    everything = [("ticket", t1["id"]), ("ticket", t2["id"]), ("sla_policy", "P1")]
+    assert await seen("hq") == everything
+    assert await seen("east") == everything[:2]  # both stores' tickets, not the tenant's configuration
+    assert await seen("s1") == [("ticket", t1["id"])]
+    assert await seen("s1", entity_type="ticket", entity_id=t2["id"]) == []  # asking by id does not get round it
+    assert await seen("s2") == [("ticket", t2["id"])]
+
+
 PROFILE = {
     "name": "热线服务规范",
     "definition": {

@@ -19,6 +19,7 @@ from cx_common.errors import Problem, install_problem_handlers
 from cx_common.events import EventBus, EventConsumer, OutboxRelay
 from cx_common.logging import configure_logging, get_logger
 from cx_common.observability import ReadinessCheck, install_observability
+from cx_common.openapi import document_problems
 from cx_common.settings import ServiceSettings
 from cx_common.textguard import TextGuardMiddleware
 
@@ -85,7 +86,11 @@ def create_service_app(
     on_shutdown: Sequence[Hook] = (),
     extra_checks: dict[str, ReadinessCheck] | None = None,
     run_relay: bool = True,
+    api_prefix: str = "/v1",
+    api_problem_extra: dict[str, tuple[int, ...]] | None = None,
 ) -> FastAPI:
+    """`api_prefix`: the operations under it get their problem+json answers documented (cx_common.openapi), plus
+    `api_problem_extra` (path prefix → more statuses, e.g. 502/504 on forwarded routes)."""
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
     runtime = Runtime(settings=settings)
     checks: dict[str, ReadinessCheck] = {}
@@ -171,6 +176,7 @@ def create_service_app(
     install_observability(app, settings.service_name, checks)
     for router in routers:
         app.include_router(router)
+    document_problems(app, prefix=api_prefix, extra=api_problem_extra)
     return app
 
 

@@ -36,14 +36,18 @@ DESCRIPTIONS = {
     404: "Not found, or outside the caller's org scope",
     409: "Conflicts with the current state",
     410: "Gone (closed, expired or used up)",
+    412: "Precondition failed: the resource changed since the version you sent",
     413: "Request body too large",
     422: "Validation failed; `errors` name each field",
+    428: "Precondition required: send If-Match (or the version field) with the version you read",
     429: "Rate limited; see Retry-After",
     502: "The owning service failed or is unreachable",
     503: "A dependency is unavailable; retry later",
     504: "The owning service did not answer in time",
 }
 DEFAULT_STATUSES = (400, 401, 403, 404, 409, 413, 422, 429)
+WRITE_STATUSES = (412, 428)  # optimistic locking on writes (If-Match / version)
+WRITE_METHODS = ("post", "put", "patch", "delete")
 
 
 def problem_response(status: int) -> dict[str, Any]:
@@ -78,11 +82,12 @@ def document_problems(
             if not path.startswith(prefix):
                 continue
             more = tuple(s for p, codes in (extra or {}).items() if path.startswith(p) for s in codes)
-            for operation in operations.values():
+            for method, operation in operations.items():
                 if not isinstance(operation, dict) or "responses" not in operation:
                     continue
                 responses: dict[str, Any] = operation["responses"]
-                for status in (*statuses, *more):
+                writes = WRITE_STATUSES if method in WRITE_METHODS else ()
+                for status in (*statuses, *writes, *more):
                     current = responses.get(str(status))
                     if current is None or "content" not in current or _is_fastapi_validation(current):
                         described = problem_response(status)

@@ -22,7 +22,6 @@ from cx_gateway.identity.secrets import configure_hasher
 from cx_gateway.identity.views import auth_router, platform_router, users_router
 from cx_gateway.nlp.views import router as nlp_router
 from cx_gateway.org.views import router as org_router
-from cx_gateway.problems import document_problems
 from cx_gateway.proxy.client import Upstreams
 from cx_gateway.proxy.routes import ROUTES
 from cx_gateway.proxy.views import router as proxy_router
@@ -97,9 +96,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         consumers=consumers,
         on_startup=[start],
         on_shutdown=[stop],
+        api_prefix="/api/v1",
+        api_problem_extra={prefix: (502, 504) for prefix in UPSTREAM_PREFIXES},
     )
     app.mount("/console/static", static_app, name="console-static")
-    document_problems(app, upstream_prefixes=UPSTREAM_PREFIXES)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -11,11 +11,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, insert, select, text
+from sqlalchemy import ColumnElement, String, and_, cast, event, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from cx_alerts.alerts.models import Alert
 from cx_alerts.audit.models import AuditEntry
+from cx_alerts.org.models import OrgUnit
+from cx_alerts.tasks.models import ImprovementTask
+from cx_alerts.tickets.models import Ticket
 from cx_common.auth import Principal
 from cx_common.context import current_request_id
 from cx_common.pagination import decode_cursor, encode_cursor
@@ -146,8 +150,14 @@ async def list_page(
     action: str | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
+    visible_to: str | None = None,
 ) -> tuple[list[AuditEntry], str | None]:
+    """Entries of the tenant, oldest first. With `visible_to` (the caller's org unit) only entries about what that
+    unit's subtree may see: its tickets, alerts and tasks, and the tenant's configuration (rules, SLA policies,
+    calendars, channels…) only when the unit is the root of the org tree."""
     query = select(AuditEntry).where(AuditEntry.tenant_id == tenant_id)
+    if visible_to is not None:
+        query = query.where(await _visible(session, tenant_id, visible_to))
     if entity_type:
         query = query.where(AuditEntry.entity_type == entity_type)
     if entity_id:
@@ -165,6 +175,31 @@ async def list_page(
     rows = list((await session.execute(query.order_by(AuditEntry.id).limit(limit + 1))).scalars())
     next_cursor = encode_cursor({"id": rows[limit - 1].id}) if len(rows) > limit else None
     return rows[:limit], next_cursor
+
+
+SCOPED_ENTITIES = ("ticket", "alert", "task")
+
+
+async def _visible(session: AsyncSession, tenant_id: uuid.UUID, unit_id: str) -> ColumnElement[bool]:
+    def ids(model: type[Ticket] | type[Alert], path: Any) -> Any:
+        return select(cast(model.id, String)).where(model.tenant_id == tenant_id, path.contains([unit_id]))
+
+    conditions = [
+        and_(AuditEntry.entity_type == "ticket", AuditEntry.entity_id.in_(ids(Ticket, Ticket.org_path))),
+        and_(AuditEntry.entity_type == "alert", AuditEntry.entity_id.in_(ids(Alert, Alert.org_path))),
+        and_(
+            AuditEntry.entity_type == "task",
+            AuditEntry.entity_id.in_(
+                select(cast(ImprovementTask.id, String)).where(
+                    ImprovementTask.tenant_id == tenant_id, ImprovementTask.department_path.contains([unit_id])
+                )
+            ),
+        ),
+    ]
+    unit = await session.get(OrgUnit, (tenant_id, unit_id))
+    if unit is not None and not unit.parent_id:  # the root: tenant-wide configuration too
+        conditions.append(AuditEntry.entity_type.not_in(SCOPED_ENTITIES))
+    return or_(*conditions)
 
 
 async def verify_chain(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[bool, int, int | None]:

@@ -37,7 +37,11 @@ class ChainCheck(BaseModel):
     first_broken_id: int | None
 
 
-@router.get("", response_model=Page[AuditEntryRead], summary="Query the audit trail (oldest first)")
+@router.get(
+    "",
+    response_model=Page[AuditEntryRead],
+    summary="Query the audit trail (oldest first), limited to what the caller's org subtree may see",
+)
 async def list_audit(
     session: SessionDep,
     principal: Reader,
@@ -61,6 +65,7 @@ async def list_audit(
         action=action,
         since=since,
         until=until,
+        visible_to=principal.org_unit_id,
     )
     return Page[AuditEntryRead](items=[AuditEntryRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 
