@@ -690,12 +690,6 @@ def test_6_improvement_task_is_approved_executed_and_accepted_and_audited(world:
         assert any("publish" in e["action"] for e in survey_trail), [e["action"] for e in survey_trail]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: it re-checks every JSON answer naming an `org_unit_id` against the caller's subtree, but a "
-    "task's `org_unit_id` is the scope of its metric (e.g. HQ) while alerts scopes tasks by the owner department: "
-    "the department's own manager gets 404 through the gateway for a task alerts shows them",
-)
 def test_6b_department_manager_sees_a_task_measured_at_hq_through_the_gateway(world: World) -> None:
     w = world
     w.need("analysed")

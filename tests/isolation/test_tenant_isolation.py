@@ -11,14 +11,6 @@ from two_tenants import USERS, World, fetch_all, leaks_in, requests_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-# Scope leaks known and reported (service, path template) -> bug; checked by their own strict xfail test below.
-KNOWN_SCOPE_LEAKS = {
-    ("alerts", "/v1/audit"): "alerts bug: GET /v1/audit filters by tenant only, not by the caller's org subtree: a "
-    "store manager (audit:read) reads every store's ticket entries (titles, before/after) when calling alerts "
-    "directly with their token (through the gateway they are filtered)",
-}
-
-
 # -- the checks ------------------------------------------------------------------------------------------------------
 
 
@@ -42,15 +34,11 @@ def test_no_role_of_a_tenant_sees_anything_of_the_other(world: World, tenant: st
     assert statuses["200"] > 100, statuses  # the requests did reach real data
 
 
-def store_leaks(world: World, user: str, away: str, known: bool) -> list[str]:
+def store_leaks(world: World, user: str, away: str) -> list[str]:
     leaks: list[str] = []
     for name, t in world.tenants.items():
         needles, markers = t.store_ids[away], (t.store_marker(away),)
-        requests = [
-            (ep, path)
-            for ep, path in requests_for(world, name, own=True, other=None)
-            if ((ep.service, ep.template) in KNOWN_SCOPE_LEAKS) == known
-        ]
+        requests = list(requests_for(world, name, own=True, other=None))
         for ep, path, r in fetch_all(world, t.tokens[user], requests):
             if not 200 <= r.status_code < 300:
                 continue
@@ -66,11 +54,5 @@ STORE_USERS = [("manager1", "s2"), ("agent1", "s2"), ("viewer2", "s1")]
 @pytest.mark.parametrize(("user", "away"), STORE_USERS)
 def test_store_users_see_nothing_of_another_store(world: World, user: str, away: str) -> None:
     """A store's manager, agent or viewer gets none of another store's responses, feedback, alerts or tickets."""
-    leaks = store_leaks(world, user, away, known=False)
+    leaks = store_leaks(world, user, away)
     assert leaks == [], f"{len(leaks)} leaks of {away}'s data to {user}:\n" + "\n".join(leaks[:30])
-
-
-@pytest.mark.xfail(strict=True, reason=" / ".join(KNOWN_SCOPE_LEAKS.values()))
-def test_known_scope_leaks_are_fixed(world: World) -> None:
-    leaks = [leak for user, away in STORE_USERS for leak in store_leaks(world, user, away, known=True)]
-    assert leaks == [], f"{len(leaks)} leaks:\n" + "\n".join(leaks[:30])
