@@ -12,7 +12,9 @@ from survey_testkit import ALL_TYPES, GOOD, LOGIC, eventually, t
 
 from cx.events.v1 import events_pb2
 from cx_common.events import build_envelope, subject_for
+from cx_common.events.outbox import OUTBOX_CHANNEL
 from cx_survey.pg import Pool, plain_dsn
+from cx_survey.responses.submission import submissions_of
 
 ONE_PAGE = {**LOGIC, "pages": LOGIC["pages"][:1]}
 # What differs between two responses by construction (ids, keys, clocks).
@@ -212,3 +214,31 @@ async def test_the_submission_pool_lends_each_connection_to_one_statement_at_a_t
         await pool.close()
     with pytest.raises(ConnectionError):
         await pool.fetchrow("SELECT 1")
+
+
+async def test_the_relay_is_woken_after_every_commit_with_few_notifications(svc):
+    """Responses close together share one NOTIFY; the last of them is still followed by one (within the window)."""
+    tenant = uuid.uuid4()
+    survey_id = await svc.create_published(tenant, ONE_PAGE)
+    url = f"/v1/public/surveys/{survey_id}/responses"
+    assert (await svc.client.post(url, json={"answers": {"nps": 9}})).status_code == 201  # remembered: hot path
+    submissions = submissions_of(svc.app.state.runtime)
+    submissions.notify_every = 2.0  # wide enough that the next three fall in one window on any machine
+    submissions.notified_at = -10.0
+    heard: list[float] = []
+    listener = await asyncpg.connect(svc.admin_url)
+    try:
+        await listener.add_listener(OUTBOX_CHANNEL, lambda *_: heard.append(asyncio.get_running_loop().time()))
+        for _ in range(3):
+            assert (await svc.client.post(url, json={"answers": {"nps": 9}})).status_code == 201
+
+        async def woken(n: int) -> bool:
+            return len(heard) >= n
+
+        await eventually(lambda: woken(1))  # the first one's own, delivered with its commit
+        answered = asyncio.get_running_loop().time()
+        await eventually(lambda: woken(2), attempts=200)  # the follow-up for the other two
+        assert len(heard) == 2 and heard[1] >= answered
+    finally:
+        await listener.close()
+    assert len(await svc.sql("SELECT 1 FROM outbox")) == 4

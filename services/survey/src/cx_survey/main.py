@@ -11,6 +11,7 @@ from cx_survey.orgs.consumers import consumers
 from cx_survey.pg import close_pool, open_pool
 from cx_survey.respondent.ratelimit import PublicRateLimit
 from cx_survey.respondent.views import router as respondent_router
+from cx_survey.responses.submission import close_submissions
 from cx_survey.responses.views import public as public_router
 from cx_survey.responses.views import router as responses_router
 from cx_survey.responses.views import submit_route
@@ -36,7 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
         consumers=consumers,
         on_startup=[open_pool, start_scheduler],
-        on_shutdown=[stop_scheduler, close_pool],
+        on_shutdown=[stop_scheduler, close_submissions, close_pool],
     )
     app.router.routes.insert(0, submit_route())
     # The 413 body limit is cx_common's (settings.max_body_bytes); public endpoints are rate limited per address+link.

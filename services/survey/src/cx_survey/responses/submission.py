@@ -16,7 +16,9 @@ was taken (a double submission). Both paths store the same row and the same even
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -28,12 +30,15 @@ from cx_common.db import new_id, utcnow
 from cx_common.errors import Problem
 from cx_common.events import build_envelope, subject_for
 from cx_common.events.outbox import OUTBOX_CHANNEL
+from cx_common.logging import get_logger
 from cx_survey.pg import Pool, pool_of
 from cx_survey.responses import service
 from cx_survey.responses.schemas import ResponseSubmit, SubmitResult
 from cx_survey.surveys.definition import AnswerError, Definition, clean_answers, scores
 
 _CACHE_LIMIT = 4096
+NOTIFY_EVERY = 0.02  # seconds: at most this long between a commit and the relay's wake-up call
+log = get_logger(__name__)
 SUBMISSIONS = Counter(
     "cx_survey_submissions_total",
     "Submitted responses by path: hot (one statement) or careful (ORM transaction: first, quota, refusals, doubles)",
@@ -106,6 +111,7 @@ _TYPES = {
     "payload": "bytea",
     "trace_id": "text",
     "notify_channel": "text",
+    "notify": "bool",
 }
 _SUBMIT, _ORDER = _positional(
     """
@@ -160,7 +166,7 @@ WITH g AS (
     SELECT :event_id, :subject, :event_type, :tenant_text, :payload, :trace_id FROM ins
 )
 SELECT EXISTS (SELECT 1 FROM ok) AS ok, ins.id, ins.started_at, ins.duration_ms, (SELECT code FROM code) AS code,
-    CASE WHEN ins.id IS NOT NULL THEN pg_notify(:notify_channel, '') END AS notified
+    CASE WHEN ins.id IS NOT NULL AND :notify THEN pg_notify(:notify_channel, '') END AS notified
 FROM (SELECT 1) AS one LEFT JOIN ins ON true
 """,
     _TYPES,
@@ -178,12 +184,55 @@ _INVITATION = (
 
 
 class Submissions:
-    """The hot path's per-app state: the pool and what it remembers about surveys and touchpoints."""
+    """The hot path's per-app state: the pool, what it remembers about surveys and touchpoints, and the relay's
+    wake-up calls.
+
+    Every outbox row could carry its own NOTIFY to wake the relay, but Postgres serialises the commits of all
+    notifying transactions on one lock, which under many concurrent submissions costs more throughput than anything
+    else in the statement. So a submission notifies only if none did in the last `notify_every` seconds; one that
+    did not makes sure a NOTIFY follows its commit within that time (sent on its own). The relay, woken, publishes
+    everything committed so far; it also polls, so a lost wake-up only delays an event, never loses it."""
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self.hints: dict[uuid.UUID, SurveyHint] = {}
         self.touchpoints: dict[tuple[uuid.UUID, uuid.UUID], TouchpointInfo] = {}
+        self.notify_every = NOTIFY_EVERY
+        self.notified_at = -NOTIFY_EVERY
+        self._follow_up: asyncio.TimerHandle | None = None
+        self._sending: asyncio.Task[None] | None = None
+
+    def claim_notify(self) -> bool:
+        """Whether this submission's statement notifies the relay itself."""
+        now = time.monotonic()
+        if now - self.notified_at >= self.notify_every:
+            self.notified_at = now
+            return True
+        return False
+
+    def follow_up(self) -> None:
+        """Called after a commit that did not notify: a NOTIFY is sent within `notify_every` from now."""
+        if self._follow_up is None:
+            self._follow_up = asyncio.get_running_loop().call_later(self.notify_every, self._send_follow_up)
+
+    def _send_follow_up(self) -> None:
+        self._follow_up = None  # from here on a commit schedules another one: this NOTIFY may precede it
+        self.notified_at = time.monotonic()
+        self._sending = asyncio.ensure_future(self._notify())
+
+    async def _notify(self) -> None:
+        try:
+            await self.pool.fetchrow("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
+        except Exception as exc:  # the relay's poll picks the rows up
+            log.warning("outbox_wakeup_failed", error=repr(exc))
+
+    async def close(self) -> None:
+        if self._follow_up is not None:
+            self._follow_up.cancel()
+            self._follow_up = None
+            await self._notify()
+        if self._sending is not None:
+            await asyncio.gather(self._sending, return_exceptions=True)
 
     async def hint(self, survey_id: uuid.UUID) -> SurveyHint | None:
         """The remembered state, or a fresh read (404/409/410 as `service.public_survey`); None for a quota."""
@@ -218,6 +267,13 @@ class Submissions:
                 self.touchpoints.clear()
             self.touchpoints[key] = info
         return info
+
+
+async def close_submissions(runtime: Runtime) -> None:
+    """Shutdown: the last wake-up call goes out before the pool closes."""
+    found = runtime.extras.pop("submissions", None)
+    if isinstance(found, Submissions):
+        await found.close()
 
 
 def submissions_of(runtime: Runtime) -> Submissions | None:
@@ -325,8 +381,14 @@ async def _hot(
         score=score,
         invitation_id=invitation_id,
     )
+    event_id = new_id()
     envelope = build_envelope(
-        tenant_id=hint.tenant_id, event_type=service.EVENT_TYPE, payload=payload, source="survey", occurred_at=now
+        tenant_id=hint.tenant_id,
+        event_type=service.EVENT_TYPE,
+        payload=payload,
+        source="survey",
+        event_id=event_id,
+        occurred_at=now,
     )
     params: dict[str, Any] = {
         "survey_id": survey_id,
@@ -352,7 +414,7 @@ async def _hot(
         "nps_category": score["nps_category"],
         "csat": score["csat"],
         "ces": score["ces"],
-        "event_id": uuid.UUID(envelope.event_id),
+        "event_id": event_id,
         "subject": subject_for(service.EVENT_TYPE, subject_prefix),
         "event_type": service.EVENT_TYPE,
         "tenant_text": str(hint.tenant_id),
@@ -360,6 +422,7 @@ async def _hot(
         "trace_id": envelope.trace_id,
         "notify_channel": OUTBOX_CHANNEL,
     }
+    params["notify"] = notify = subs.claim_notify()
     # On a dropped connection the pool sends it once more: everything or nothing was stored, and the same submission
     # key then either stores it or finds it stored (a double submission, answered by the careful path with it).
     row = await subs.pool.fetchrow(_SUBMIT, *[params[name] for name in _ORDER])
@@ -368,6 +431,8 @@ async def _hot(
         return None
     if row["id"] is None:
         return None  # the key was taken: a double submission
+    if not notify:
+        subs.follow_up()
     return SubmitResult(
         id=response_id,
         survey_id=survey_id,
