@@ -34,6 +34,12 @@ def _delta(end: dict[int, float], begin: dict[int, float]) -> float:
     return sum(v - begin.get(pid, 0.0) for pid, v in end.items())
 
 
+def reaped_seconds(pid: int) -> float:
+    """CPU seconds of the process's children that have exited (Postgres backends of closed connections)."""
+    fields = _stat(pid)
+    return (int(fields[13]) + int(fields[14])) / _TICK if fields else 0.0
+
+
 def with_children(pid: int) -> list[int]:
     """The process and its direct children (a postmaster and its backends, checkpointer, ...)."""
     found = [pid]
@@ -78,7 +84,10 @@ class Meter:
         self._begin: tuple[float, dict[int, float], dict[int, float], float, float] | None = None
 
     def _read(self) -> tuple[float, dict[int, float], dict[int, float], float, float]:
-        pg = process_seconds(with_children(self.postmaster_pid)) if self.postmaster_pid else {}
+        pg = {}
+        if self.postmaster_pid:
+            pg = process_seconds(with_children(self.postmaster_pid))
+            pg[-self.postmaster_pid] = reaped_seconds(self.postmaster_pid)  # backends that came and went
         server = process_seconds([self.server_pid])
         return time.perf_counter(), server, pg, time.process_time(), machine_busy_seconds()
 

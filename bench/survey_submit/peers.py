@@ -5,7 +5,8 @@ outbox row for `survey.response.submitted`, in one transaction, after checking t
 very same tables (the survey schema, as the survey role), configured by `BENCH_SURVEY_DATABASE_URL`.
 
 - naive: FastAPI + async SQLAlchemy ORM as the tutorials write it: a session per request (default settings), `get`
-  the survey, select the version, `add` the ORM objects, `commit`, return the ORM object through `response_model`.
+  the survey, select the version, `add` the ORM objects, `commit`, `refresh`, return the ORM object through
+  `response_model` — with 20 pooled connections like the others (no overflow connections opened and closed).
 - ceiling: hand-written Starlette + asyncpg: one pooled connection, one joined lookup, two INSERTs in a transaction,
   a hand-built JSON answer. No validation beyond the NPS range, no logging, no metrics.
 """
@@ -119,7 +120,9 @@ class NaiveRead(BaseModel):
 
 
 def naive_app() -> FastAPI:
-    engine = create_async_engine(_url("asyncpg"), pool_size=10, max_overflow=10)
+    # 20 pooled connections, as the others have; with overflow connections SQLAlchemy would open and close
+    # connections under 32 clients, and this peer would be measuring Postgres backend start-ups.
+    engine = create_async_engine(_url("asyncpg"), pool_size=20, max_overflow=0)
     sessions = async_sessionmaker(engine)
 
     async def get_session() -> AsyncIterator[AsyncSession]:

@@ -432,8 +432,9 @@ async def run(args: argparse.Namespace) -> int:
         "Naive: FastAPI + async SQLAlchemy ORM as tutorials write it (get, select, add, flush, add, commit, refresh): "
         "about nine round trips. Ceiling: Starlette + asyncpg by hand (lookup, BEGIN, two INSERTs, COMMIT, the pool's "
         "reset on release): six round trips, JSON event, no validation beyond the NPS range, no middleware.",
-        "CPU per response: the server process and all Postgres processes during the measured run, divided by its "
-        "responses; other load: what the rest of the machine used meanwhile (from /proc/stat).",
+        "CPU per response: the server process and all Postgres processes (backends that exited included) during "
+        "the measured run, divided by its responses; other load: what the rest of the machine used meanwhile "
+        "(from /proc/stat). Every peer has 20 pooled connections.",
         "Log level WARNING everywhere; no NATS, so the outbox relay is idle for every peer alike. Postgres with fsync "
         "off (throwaway cluster) unless CX_DATABASE_URL points elsewhere.",
     ]
