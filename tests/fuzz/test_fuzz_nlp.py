@@ -1,54 +1,21 @@
 """Fuzzing of the NLP service's HTTP API (BentoML, its OpenAPI at /docs.json) with schemathesis: no 5xx, no answer
 that violates its schema. The service runs as a real process (`cx-nlp serve-http`) with the tiny model built from
-code, on a loopback port."""
+code, on a loopback port (the `cx_nlp_http` fixture of cx_local)."""
 
 from __future__ import annotations
 
 import os
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from cx_local.fuzz import assert_fuzz_clean
-from cx_local.ports import free_port
-from cx_local.procs import spawn, stop
 
 pytestmark = [pytest.mark.slow]
 
 EXAMPLES = int(os.environ.get("CX_FUZZ_EXAMPLES") or 4)
 SEED = int(os.environ.get("CX_FUZZ_SEED") or 20261201)
 LONG = os.environ.get("CX_FUZZ", "short").lower() == "long"
-
-
-@pytest.fixture(scope="module")
-def nlp_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    binary = str(Path(sys.executable).with_name("cx-nlp"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CX_")}
-    env.update(CX_NLP_MODEL="tiny", CX_NLP_MODEL_DIR=str(tmp_path_factory.mktemp("nlp-model")), PYTHONUNBUFFERED="1")
-    log = (tmp_path_factory.mktemp("nlp-log") / "nlp-http.log").open("wb")
-    proc = spawn([binary, "serve-http", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log.fileno())
-    print(f"nlp-http log: {log.name}")
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, "cx-nlp serve-http exited while starting"
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "cx-nlp serve-http not ready after 120s"
-            time.sleep(0.3)
-        yield url
-    finally:
-        stop(proc, timeout=15)
-        log.close()
 
 
 async def fuzz(url: str, tmp_path: Path, checks: tuple[str, ...], examples: int = EXAMPLES) -> None:
@@ -65,8 +32,8 @@ async def fuzz(url: str, tmp_path: Path, checks: tuple[str, ...], examples: int 
     )
 
 
-async def test_fuzz_nlp_http_no_server_errors(nlp_http: str, tmp_path: Path) -> None:
-    await fuzz(nlp_http, tmp_path, ("not_a_server_error",))
+async def test_fuzz_nlp_http_no_server_errors(cx_nlp_http: str, tmp_path: Path) -> None:
+    await fuzz(cx_nlp_http, tmp_path, ("not_a_server_error",))
 
 
 @pytest.mark.xfail(
@@ -75,5 +42,5 @@ async def test_fuzz_nlp_http_no_server_errors(nlp_http: str, tmp_path: Path) -> 
     "/register_codebook) answers `detail` as a list of pydantic errors while its /docs.json documents `detail` as a "
     "string (and it is not problem+json naming the field)",
 )
-async def test_fuzz_nlp_http_answers_match_their_schema(nlp_http: str, tmp_path: Path) -> None:
-    await fuzz(nlp_http, tmp_path, ("response_schema_conformance",), examples=2)
+async def test_fuzz_nlp_http_answers_match_their_schema(cx_nlp_http: str, tmp_path: Path) -> None:
+    await fuzz(cx_nlp_http, tmp_path, ("response_schema_conformance",), examples=2)

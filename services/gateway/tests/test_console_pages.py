@@ -1,6 +1,6 @@
 """Every console page, in all three languages, against the real survey, ingest and alerts services (each on its own
 loopback socket and database, one JetStream) with the demo tenant's sample data loaded through their APIs; ingest
-analyses feedback with the real NLP service (`cx-nlp` with its tiny model, HTTP server + gRPC adapter processes).
+analyses feedback with the real NLP service (`cx-nlp` with its tiny model: the `cx_nlp_grpc` fixture of cx_local).
 HQ sees everything and edits through the console (survey editor, codebook editor, rules, partner keys, tickets,
 org units and users); a store manager sees only their store and is refused the rest."""
 
@@ -8,21 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import grpc
 import httpx
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from markupsafe import escape
 
 from cx_alerts.main import create_app as create_alerts_app
@@ -39,7 +32,6 @@ from cx_gateway.settings import SCHEMA
 from cx_ingest.main import create_app as create_ingest_app
 from cx_ingest.settings import SCHEMA as INGEST_SCHEMA
 from cx_ingest.settings import Settings as IngestSettings
-from cx_local.ports import free_port
 from cx_local.pytest_plugin import live_server
 from cx_survey.main import create_app as create_survey_app
 from cx_survey.settings import SCHEMA as SURVEY_SCHEMA
@@ -47,83 +39,6 @@ from cx_survey.settings import Settings as SurveySettings
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 SERVICES = SERVICE_DIR.parent
-CX_NLP = str(Path(sys.executable).with_name("cx-nlp"))
-
-
-def _nlp_env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CX_NLP_")}
-    env.update(
-        {
-            "BENTOML_HOME": str(tmp / "bentoml"),
-            "BENTOML_DO_NOT_TRACK": "true",
-            "CX_NLP_MODEL": "tiny",
-            "CX_NLP_MODEL_DIR": str(tmp / "no-model-here"),
-            "CX_NLP_TORCH_THREADS": "1",
-            "CX_NLP_LOG_JSON": "false",
-            "CX_NLP_LOG_LEVEL": "WARNING",
-        }
-    )
-    return env
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-@pytest.fixture(scope="module")
-def nlp_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The real NLP service with its tiny model: `cx-nlp serve-http --tiny` and the `serve-grpc` adapter in front."""
-    tmp = tmp_path_factory.mktemp("nlp")
-    http_port, grpc_port = free_port(), free_port()
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        for cmd in (
-            ["serve-http", "--host", "127.0.0.1", "--port", str(http_port), "--tiny"],
-            [
-                "serve-grpc",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(grpc_port),
-                "--upstream",
-                f"http://127.0.0.1:{http_port}",
-            ],
-        ):
-            with (tmp / f"{cmd[0]}.log").open("wb") as log:
-                procs.append(
-                    subprocess.Popen(
-                        [CX_NLP, *cmd], env=_nlp_env(tmp), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-                    )
-                )
-            deadline = time.monotonic() + 180
-            while not _ready(cmd[0], http_port, grpc_port):
-                if procs[-1].poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"cx-nlp {cmd[0]} did not start:\n{(tmp / f'{cmd[0]}.log').read_text()[-2000:]}")
-                time.sleep(0.3)
-        yield f"127.0.0.1:{grpc_port}"
-    finally:
-        for proc in reversed(procs):
-            _stop(proc)
-
-
-def _ready(what: str, http_port: int, grpc_port: int) -> bool:
-    if what == "serve-http":
-        try:
-            return httpx.get(f"http://127.0.0.1:{http_port}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-    with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
-        try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
-        except grpc.RpcError:
-            return False
-        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 def _common(db: Any, nats_url: str, events: Any) -> dict[str, Any]:
@@ -138,7 +53,7 @@ def _common(db: Any, nats_url: str, events: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def stack(cx_service_db, cx_nats_url, cx_events, ev, nlp_target) -> AsyncIterator[SimpleNamespace]:
+async def stack(cx_service_db, cx_nats_url, cx_events, ev, cx_nlp_grpc) -> AsyncIterator[SimpleNamespace]:
     dbs = {
         "gateway": await cx_service_db(SERVICE_DIR, SCHEMA),
         "survey": await cx_service_db(SERVICES / "survey", SURVEY_SCHEMA),
@@ -152,7 +67,7 @@ async def stack(cx_service_db, cx_nats_url, cx_events, ev, nlp_target) -> AsyncI
         "ingest": create_ingest_app(
             IngestSettings(
                 **_common(dbs["ingest"], cx_nats_url, cx_events),
-                nlp_grpc_target=nlp_target,
+                nlp_grpc_target=cx_nlp_grpc,
                 analysis_poll_interval_s=0.2,
             )
         ),

@@ -284,3 +284,47 @@ def cx_artifacts(request: pytest.FixtureRequest) -> Path:
     path = root / request.node.nodeid.replace("/", "_").replace("::", "__").replace(".py", "")
     path.mkdir(parents=True, exist_ok=True)
     return Path(str(path))
+
+
+# -- the real NLP service (tiny model) -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def cx_nlp_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of one `cx-nlp serve-http --tiny` for the whole session (BentoML with adaptive batching)."""
+    from cx_local.nlp_harness import nlp_http_server
+
+    with nlp_http_server(tmp_path_factory.mktemp("cx-nlp")) as url:
+        yield url
+
+
+@pytest.fixture
+async def cx_nlp_adapters(cx_nlp_http: str, tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[object]]]:
+    """`await cx_nlp_adapters(**env)` -> another running `cx-nlp serve-grpc` adapter (an `NlpAdapter`: pause, resume,
+    stop, start, calls) with extra `CX_NLP_*` settings; all are stopped after the test."""
+    from cx_local.nlp_harness import NlpAdapter
+
+    started: list[NlpAdapter] = []
+
+    async def make(**env: str) -> NlpAdapter:
+        adapter = NlpAdapter(cx_nlp_http, tmp_path / "nlp", env)
+        started.append(adapter)
+        await adapter.start()
+        return adapter
+
+    yield make
+    for adapter in started:
+        await adapter.stop()
+
+
+@pytest.fixture(scope="session")
+async def cx_nlp_grpc(cx_nlp_http: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """`host:port` of one session-wide gRPC adapter in front of `cx_nlp_http`, for tests that only call it."""
+    from cx_local.nlp_harness import NlpAdapter
+
+    adapter = NlpAdapter(cx_nlp_http, tmp_path_factory.mktemp("cx-nlp-grpc"))
+    await adapter.start()
+    try:
+        yield adapter.target
+    finally:
+        await adapter.stop()

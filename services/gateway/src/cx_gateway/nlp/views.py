@@ -54,9 +54,14 @@ async def analyze(
     except grpc.aio.AioRpcError as exc:
         status = _GRPC_TO_HTTP.get(exc.code(), 502)
         detail = exc.details() or exc.code().name
+        field: dict[str, str] = {}
         if status == 502:
             detail = f"the nlp service failed: {exc.code().name}"
-        raise Problem(status, detail, grpc_status=exc.code().name) from exc
+        elif exc.code() == grpc.StatusCode.INVALID_ARGUMENT and detail.startswith("items[0].text"):
+            # the one item is this request's `text`: name the field the caller sent
+            field = {"field": "text"}
+            detail = "text: " + detail.removeprefix("items[0].text").split(" (id=")[0].strip()
+        raise Problem(status, detail, grpc_status=exc.code().name, **field) from exc
     if not response.results:
         raise Problem(502, "the nlp service returned no result")
     result = MessageToDict(
