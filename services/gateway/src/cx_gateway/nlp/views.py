@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
 import grpc
 from fastapi import APIRouter, Depends, Request
@@ -54,7 +54,7 @@ async def analyze(
     except grpc.aio.AioRpcError as exc:
         status = _GRPC_TO_HTTP.get(exc.code(), 502)
         detail = exc.details() or exc.code().name
-        field: dict[str, str] = {}
+        field: dict[str, Any] = {}
         if status == 502:
             detail = f"the nlp service failed: {exc.code().name}"
         elif exc.code() == grpc.StatusCode.INVALID_ARGUMENT and detail.startswith("items[0].text"):
