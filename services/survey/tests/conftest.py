@@ -85,6 +85,7 @@ async def svc(cx_service_db, cx_nats_url, cx_events, cx_tokens: TokenMinter) -> 
         log_json=False,
         scheduler_enabled=False,
         scheduler_poll_seconds=0.05,
+        gc_tuning=False,  # process-wide; tested on its own in test_submission_paths
         public_base_url="http://survey.test",
     )
     app = create_app(settings)

@@ -2,6 +2,7 @@
 over whenever what it remembers about a survey is out of date."""
 
 import asyncio
+import gc
 import json
 import re
 import uuid
@@ -13,6 +14,7 @@ from survey_testkit import ALL_TYPES, GOOD, LOGIC, eventually, t
 from cx.events.v1 import events_pb2
 from cx_common.events import build_envelope, subject_for
 from cx_common.events.outbox import OUTBOX_CHANNEL
+from cx_local.pytest_plugin import app_client
 from cx_survey.pg import Pool, plain_dsn
 from cx_survey.responses.submission import submissions_of
 
@@ -242,3 +244,17 @@ async def test_the_relay_is_woken_after_every_commit_with_few_notifications(svc)
     finally:
         await listener.close()
     assert len(await svc.sql("SELECT 1 FROM outbox")) == 4
+
+
+async def test_a_serving_process_freezes_its_startup_heap(svc):
+    frozen, thresholds = gc.get_freeze_count(), gc.get_threshold()
+    try:
+        async with app_client(svc.app_with(gc_tuning=True), svc.tokens) as client:
+            assert gc.get_freeze_count() > max(frozen, 10_000)
+            assert gc.get_threshold()[0] == 20_000
+            survey_id = await svc.create_published(uuid.uuid4(), ONE_PAGE)
+            answered = await client.post(f"/v1/public/surveys/{survey_id}/responses", json={"answers": {"nps": 9}})
+            assert answered.status_code == 201
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
