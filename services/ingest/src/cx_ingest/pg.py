@@ -90,11 +90,17 @@ def dsn(database_url: str) -> str:
     return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without the reset query (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL: a round trip per release):
+    this pool's users never change session state. asyncpg still rolls back a transaction left open."""
+
+
 async def create_pool(database_url: str, schema: str, size: int) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         dsn(database_url),
         min_size=1,
         max_size=size,
+        reset=_keep_session,
         server_settings={"search_path": schema, "application_name": f"cx-{schema}-fast"},
     )
 

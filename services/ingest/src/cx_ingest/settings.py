@@ -24,7 +24,7 @@ class Settings(ServiceSettings):
     # Analysis worker (a background task of the service process).
     analysis_enabled: bool = True
     analysis_batch_size: int = 64
-    analysis_concurrency: int = 2  # micro-batches in flight per process (lanes of the worker)
+    analysis_concurrency: int = 3  # micro-batches in flight per process (lanes of the worker)
     analysis_linger_s: float = 0.2  # wait this long for a batch to fill up before sending a partial one
     analysis_poll_interval_s: float = 1.0
     analysis_lease_s: float = 120.0  # a claim older than this is taken over by another worker
