@@ -133,6 +133,9 @@ MORE_INVALID = [
     ({"nps": 5, "csat": 3, "me": {"fax": "1234567"}}, ["answers.me"]),
     ({"nps": 11, "csat": 9, "ghost": 1, "stars": 0}, ["answers.ghost"]),  # unknown ids are reported first
     ({"nps": 11, "csat": 9, "stars": 0}, ["answers.csat", "answers.nps", "answers.stars"]),
+    ({"nps": "nan", "csat": 3}, ["answers.nps"]),
+    ({"nps": 5, "csat": 3, "age": "-inf"}, ["answers.age"]),
+    ({"nps": 5, "csat": "1e999"}, ["answers.csat"]),
 ]
 
 

@@ -258,3 +258,21 @@ async def test_a_serving_process_freezes_its_startup_heap(svc):
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
+
+
+async def test_odd_start_times_are_stored_without_a_duration_on_both_paths(svc):
+    tenant = uuid.uuid4()
+    hot = await svc.create_published(tenant, ONE_PAGE)
+    careful = await svc.create_published(tenant, ONE_PAGE, quota=100)
+    for survey_id in (hot, careful):
+        url = f"/v1/public/surveys/{survey_id}/responses"
+        for started in ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2000-01-01T00:00:00+08:00"):
+            r = await svc.client.post(url, json={"answers": {"nps": 9}, "started_at": started})
+            assert r.status_code == 201, (survey_id, started, r.text)
+            assert r.json()["duration_ms"] is None
+        naive = await svc.client.post(url, json={"answers": {"nps": 9}, "started_at": "2026-01-01T08:00:00"})
+        assert (naive.status_code, naive.json()["errors"][0]["field"]) == (422, "started_at")
+        big = await svc.client.post(
+            url, content=b'{"answers": {"nps": 1e999}}', headers={"content-type": "application/json"}
+        )
+        assert (big.status_code, big.json()["errors"][0]["field"]) == (422, "answers.nps")

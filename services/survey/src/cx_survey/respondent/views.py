@@ -16,6 +16,7 @@ from starlette.datastructures import URL, FormData
 
 from cx_common.app import SessionDep, get_runtime
 from cx_common.errors import Problem
+from cx_common.openapi import problem_response
 from cx_survey.distributions.incentives import code_for
 from cx_survey.journeys.models import Touchpoint
 from cx_survey.respondent.i18n import LANGUAGE_NAMES, STATUS_MESSAGE, UI
@@ -37,6 +38,25 @@ from cx_survey.surveys.definition import (
 )
 
 router = APIRouter(tags=["respondent page"])
+
+
+def _html(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+# What the page answers besides itself: a page saying why it cannot be answered, or the middleware's problem+json.
+PAGE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    404: _html("no such survey (a page saying so)"),
+    409: _html("not published yet, or the personal link was used already (a page saying so)"),
+    410: _html("closed, or the personal link expired (a page saying so)"),
+    413: problem_response(413),
+    422: _html("the page again, each problem next to its question"),
+    429: problem_response(429),
+}
+POST_ANSWERS: dict[int | str, dict[str, Any]] = {
+    **PAGE_ANSWERS,
+    303: {"description": "saved: on to the next page, or to the thank-you page (Location)"},
+}
 _env = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),
@@ -125,7 +145,13 @@ def _form_answers(form: FormData, questions: list[Question]) -> dict[str, Any]:
     return out
 
 
-@router.get("/s/{survey_id}", response_class=HTMLResponse, name="respondent_page", summary="Respondent page")
+@router.get(
+    "/s/{survey_id}",
+    response_class=HTMLResponse,
+    name="respondent_page",
+    summary="Respondent page",
+    responses=PAGE_ANSWERS,
+)
 async def respondent_page(survey_id: uuid.UUID, request: Request, session: SessionDep) -> Response:
     params = request.query_params
     explicit = params.get("lang")
@@ -209,7 +235,13 @@ def _with_token(url: URL, token: str | None) -> str:
     return str(url.include_query_params(t=token)) if token else str(url)
 
 
-@router.post("/s/{survey_id}", response_class=HTMLResponse, name="respondent_submit", summary="Post one page")
+@router.post(
+    "/s/{survey_id}",
+    response_class=HTMLResponse,
+    name="respondent_submit",
+    summary="Post one page",
+    responses=POST_ANSWERS,
+)
 async def respondent_submit(survey_id: uuid.UUID, request: Request, session: SessionDep) -> Response:
     form = await request.form()
     explicit = str(form.get("_lang") or "") or None
@@ -326,7 +358,17 @@ async def _merged(
     response_model=AutosaveRead,
     name="respondent_save",
     summary="Autosave the page being answered (the page's script posts the form on every change)",
-    responses={404: {"description": "unknown survey"}, 409: {"description": "not published"}, 422: {}},
+    responses={
+        status: problem_response(status) | ({"description": text} if text else {})
+        for status, text in (
+            (404, "unknown survey, or unknown personal link"),
+            (409, "not published, or the personal link was used"),
+            (410, "closed, or the personal link expired"),
+            (413, ""),
+            (422, "answers that cannot be saved; `errors` name each one"),
+            (429, ""),
+        )
+    },
 )
 async def respondent_save(survey_id: uuid.UUID, request: Request, session: SessionDep) -> AutosaveRead:
     form = await request.form()
@@ -350,7 +392,13 @@ async def respondent_save(survey_id: uuid.UUID, request: Request, session: Sessi
     return AutosaveRead(resume_id=partial.id, answered=len(partial.answers))
 
 
-@router.get("/s/{survey_id}/done/{response_id}", response_class=HTMLResponse, name="respondent_done")
+@router.get(
+    "/s/{survey_id}/done/{response_id}",
+    response_class=HTMLResponse,
+    name="respondent_done",
+    summary="Thank-you page (with the incentive code, if any)",
+    responses={404: PAGE_ANSWERS[404], 429: PAGE_ANSWERS[429]},
+)
 async def respondent_done(
     survey_id: uuid.UUID, response_id: uuid.UUID, request: Request, session: SessionDep
 ) -> Response:

@@ -2,7 +2,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from cx_survey.surveys.definition import Language
 
@@ -17,7 +17,7 @@ class ResponseSubmit(BaseModel):
     token: str | None = Field(default=None, max_length=128, description="personal single-use invitation token")
     touchpoint_id: uuid.UUID | None = None
     resume_id: str | None = Field(default=None, max_length=64)
-    started_at: dt.datetime | None = None
+    started_at: AwareDatetime | None = Field(default=None, description="when the respondent began (with its offset)")
 
 
 class PartialSave(BaseModel):

@@ -31,6 +31,7 @@ from cx_survey.surveys.definition import AnswerError, Definition, clean_answers,
 from cx_survey.surveys.models import Survey, SurveyVersion
 
 EVENT_TYPE = "survey.response.submitted"
+MAX_TIMED = dt.timedelta(days=24)  # longer is no answering time (and would not fit the duration column)
 _DEFINITIONS: dict[uuid.UUID, Definition] = {}  # published versions never change, so parsing once is safe
 
 
@@ -292,7 +293,8 @@ async def submit(
             started_at = started_at or partial.started_at
             await session.delete(partial)
     now = utcnow()
-    duration_ms = int((now - started_at).total_seconds() * 1000) if started_at and started_at <= now else None
+    took = now - started_at if started_at else None
+    duration_ms = int(took.total_seconds() * 1000) if took is not None and dt.timedelta(0) <= took < MAX_TIMED else None
     values: dict[str, Any] = {
         "id": new_id(),
         "tenant_id": tenant_id,

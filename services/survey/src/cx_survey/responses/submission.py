@@ -148,7 +148,9 @@ WITH g AS (
     SELECT :response_id, :tenant_id, :survey_id, :version, :version_id, :submission_key, :invitation_id,
         :touchpoint_id, :journey_stage, :channel, :org_unit_id, ok.path, :customer_key, :language, :answers, :hidden,
         :nps, :nps_category, :csat, :ces, st.started_at, :now,
-        CASE WHEN st.started_at <= :now THEN floor(extract(epoch FROM :now - st.started_at) * 1000)::int END
+        CASE WHEN st.started_at <= :now AND st.started_at > :now - interval '24 days'  -- clamped below as well:
+             THEN floor(extract(epoch FROM :now - LEAST(GREATEST(st.started_at, :now - interval '24 days'), :now))
+                  * 1000)::int END  -- Postgres may fold the branch for a constant start even when it is not taken
     FROM ok, st
     ON CONFLICT (survey_id, submission_key) DO NOTHING
     RETURNING id, started_at, duration_ms

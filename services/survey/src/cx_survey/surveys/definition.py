@@ -8,6 +8,7 @@ for a given set of answers are required and kept; answers to hidden questions ar
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -322,6 +323,9 @@ def _number(q: Question, value: Any, err: list[str]) -> float | None:
         number = float(value)
     except ValueError:
         err.append("must be a number")
+        return None
+    if not math.isfinite(number):  # "nan", "inf", 1e999
+        err.append("must be a finite number")
         return None
     if q.type in SCALES or q.type == "rating":
         low, high = SCALES.get(q.type, (1, q.scale))
