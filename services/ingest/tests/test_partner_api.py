@@ -4,6 +4,8 @@ PII redaction before storage, feedback.received in the outbox of the same transa
 import asyncio
 import uuid
 
+import asyncpg
+
 from cx.events.v1 import events_pb2
 
 
@@ -354,3 +356,51 @@ async def test_idempotency_keys_expire_after_their_retention(ingest):
         "/v1/feedback:batch", json={"items": [{"external_id": "2", "text": "b"}]}, headers=headers
     )
     assert reused.json()["counts"]["accepted"] == 1  # the key is free again
+
+
+async def test_batch_whose_connection_dies_mid_request_answers_503(ingest):
+    """Postgres drops the connection while a batch is being written (as on a restart): the request answers 503 with
+    Retry-After (problem+json), never a 500, nothing of it is kept; sent again with its Idempotency-Key it is stored
+    once."""
+    _, key = await ingest.partner(uuid.uuid4())
+    first = {"items": [{"external_id": "r0", "text": "第一版"}]}
+    assert (await ingest.client.post("/v1/feedback:batch", json=first, headers=ingest.key(key))).status_code == 200
+    admin_url = ingest.db.admin_url.replace("postgresql+asyncpg://", "postgresql://")
+    blocker = await asyncpg.connect(admin_url)
+    try:  # hold the row the next batch updates, so that batch is mid-transaction when its connection is killed
+        await blocker.execute("BEGIN")
+        await blocker.execute("SELECT 1 FROM ingest.feedback_items WHERE external_id = 'r0' FOR UPDATE")
+        headers = {**ingest.key(key), "Idempotency-Key": "dies-mid-request"}
+        body = {"items": [{"external_id": "r0", "text": "第二版"}, {"external_id": "r1", "text": "新的"}]}
+        sent = asyncio.create_task(ingest.client.post("/v1/feedback:batch", json=body, headers=headers))
+
+        async def waiting_on_the_lock():
+            rows = await ingest.sql(
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'cx-ingest-fast' "
+                "AND wait_event_type = 'Lock'"
+            )
+            return rows[0]["n"] == 1
+
+        deadline = asyncio.get_running_loop().time() + 20
+        while not await waiting_on_the_lock():
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.05)
+        await ingest.sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'cx-ingest-fast'"
+        )
+        answer = await asyncio.wait_for(sent, 20)
+    finally:
+        await blocker.close()
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["Retry-After"] == "1"
+    assert answer.headers["content-type"] == "application/problem+json"
+    rows = await ingest.sql("SELECT external_id, text FROM feedback_items ORDER BY external_id")
+    assert [(r["external_id"], r["text"]) for r in rows] == [("r0", "第一版")]
+
+    again = await ingest.client.post("/v1/feedback:batch", json=body, headers=headers)
+    assert again.status_code == 200, again.text
+    assert [r["action"] for r in again.json()["results"]] == ["updated", "created"]
+    replay = await ingest.client.post("/v1/feedback:batch", json=body, headers=headers)
+    assert replay.content == again.content
+    rows = await ingest.sql("SELECT external_id, text, revision FROM feedback_items ORDER BY external_id")
+    assert [(r["external_id"], r["text"], r["revision"]) for r in rows] == [("r0", "第二版", 2), ("r1", "新的", 1)]

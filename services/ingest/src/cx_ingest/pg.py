@@ -14,7 +14,8 @@ form uses `$n` placeholders derived from them.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import asyncpg
@@ -110,3 +111,27 @@ def pg_pool(request: Request) -> asyncpg.Pool:
     if pool is None:
         raise Problem(503, "database is not configured")
     return pool
+
+
+# Connection-level failures (Postgres restarted or unreachable, a pooled connection closed by the server):
+# the request did not complete, and the same request may simply be sent again.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
+@contextmanager
+def unavailable_as_503() -> Iterator[None]:
+    """Connection failures -> 503 problem+json with Retry-After (a broken pooled connection is dropped by the pool,
+    so the next request gets a fresh one)."""
+    try:
+        yield
+    except UNAVAILABLE as exc:
+        raise Problem(
+            503,
+            "database unavailable: send the request again (with the same Idempotency-Key)",
+            headers={"Retry-After": "1"},
+        ) from exc

@@ -17,7 +17,7 @@ import asyncpg
 from fastapi.responses import Response
 
 from cx_common.errors import Problem
-from cx_ingest.pg import ConnDb, Db, Row, Sql
+from cx_ingest.pg import ConnDb, Db, Row, Sql, unavailable_as_503
 
 REPLAY_HEADER = "Idempotent-Replayed"
 
@@ -55,6 +55,19 @@ async def run_idempotent(
     """Run `handler` (it returns the JSON answer) in one transaction, at most once per key."""
     if key is not None and not 1 <= len(key) <= 200:
         raise Problem(400, "Idempotency-Key: must be 1-200 characters", errors=[{"field": "Idempotency-Key"}])
+    with unavailable_as_503():
+        return await _run(pool, tenant_id, partner_id, key, request_hash, handler, status_code)
+
+
+async def _run(
+    pool: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    partner_id: uuid.UUID,
+    key: str | None,
+    request_hash: str,
+    handler: Callable[[Db], Awaitable[str]],
+    status_code: int,
+) -> Response:
     async with pool.acquire() as conn:
         db = ConnDb(conn)
         if key is None:

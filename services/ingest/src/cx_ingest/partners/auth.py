@@ -15,7 +15,7 @@ from cx_common.errors import Problem
 from cx_ingest.partners import apikeys
 from cx_ingest.partners.mapping import FieldMapping
 from cx_ingest.partners.ratelimit import RateLimiter, retry_after_header
-from cx_ingest.pg import ConnDb, Db, Sql, pg_pool
+from cx_ingest.pg import ConnDb, Db, Sql, pg_pool, unavailable_as_503
 
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 
@@ -95,8 +95,9 @@ async def authenticate(db: Db, key: str, limiter: RateLimiter) -> PartnerCaller:
 
 async def partner_caller(request: Request) -> PartnerCaller:
     key = _presented_key(request)
-    async with pg_pool(request).acquire() as conn:
-        return await authenticate(ConnDb(conn), key, request.app.state.rate_limiter)
+    with unavailable_as_503():
+        async with pg_pool(request).acquire() as conn:
+            return await authenticate(ConnDb(conn), key, request.app.state.rate_limiter)
 
 
 PartnerDep = Annotated[PartnerCaller, Depends(partner_caller)]
