@@ -431,8 +431,8 @@ async def run(args: argparse.Namespace) -> int:
         "encoding the protobuf event, and storing it in one SQL statement (survey still published at the "
         "remembered version, org path, link use, insert idempotent on the submission key, partial save, incentive "
         "code, outbox row, NOTIFY to the relay, coalesced to one per 20 ms): one round trip. The service freezes "
-        "its startup heap and collects young objects every 20 000 allocations (cx_survey.gctune, its default); the "
-        "peers run with Python's defaults.",
+        "its startup heap and collects young objects every 20 000 allocations (cx_common.gctune, every service's "
+        "default); the peers run with Python's defaults.",
         "Naive: FastAPI + async SQLAlchemy ORM as tutorials write it (get, select, add, flush, add, commit, refresh): "
         "about nine round trips. Ceiling: Starlette + asyncpg by hand (lookup, BEGIN, two INSERTs, COMMIT, the pool's "
         "reset on release): six round trips, JSON event, no validation beyond the NPS range, no middleware.",

@@ -17,6 +17,7 @@ from cx_common.bodylimit import BodySizeLimitMiddleware
 from cx_common.db import create_engine, ping, session_factory
 from cx_common.errors import Problem, install_problem_handlers
 from cx_common.events import EventBus, EventConsumer, OutboxRelay
+from cx_common.gctune import tune_gc
 from cx_common.logging import configure_logging, get_logger
 from cx_common.observability import ReadinessCheck, install_observability
 from cx_common.openapi import document_problems
@@ -142,6 +143,8 @@ def create_service_app(
                     runtime.spawn(consumer.run(), f"consumer-{consumer.durable}")
         for hook in on_startup:
             await hook(runtime)
+        if settings.gc_tuning:
+            tune_gc()
         log.info("service_started", service=settings.service_name, port=settings.port)
         try:
             yield

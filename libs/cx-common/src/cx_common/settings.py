@@ -43,6 +43,12 @@ class ServiceSettings(BaseSettings):
     events_stream: str = "CX"
     events_subject_prefix: str = "cx"
 
+    gc_tuning: bool | None = Field(
+        default=None,
+        description="after startup, freeze the heap and collect young objects every 20 000 allocations instead of "
+        "700 (cx_common.gctune); default: on, except with environment=test",
+    )
+
     jwt_jwks_url: str | None = Field(default=None, description="JWKS of the gateway, for verifying tokens")
     jwt_issuer: str = "cx-gateway"
     jwt_audience: str = "cx"
@@ -54,6 +60,12 @@ class ServiceSettings(BaseSettings):
             self.database_url = os.environ.get("CX_DATABASE_URL")
         if self.nats_url is None:
             self.nats_url = os.environ.get("CX_NATS_URL")
+        return self
+
+    @model_validator(mode="after")
+    def _gc_tuning_default(self) -> Self:
+        if self.gc_tuning is None:
+            self.gc_tuning = self.environment != "test"
         return self
 
     @model_validator(mode="after")

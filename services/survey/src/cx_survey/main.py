@@ -6,7 +6,6 @@ from cx_common.app import create_service_app
 from cx_survey.audit.views import router as audit_router
 from cx_survey.distributions.flows import start_scheduler, stop_scheduler
 from cx_survey.distributions.views import router as distributions_router
-from cx_survey.gctune import tune_gc
 from cx_survey.journeys.views import router as journeys_router
 from cx_survey.orgs.consumers import consumers
 from cx_survey.pg import close_pool, open_pool
@@ -37,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             audit_router,
         ],
         consumers=consumers,
-        on_startup=[open_pool, start_scheduler, tune_gc],
+        on_startup=[open_pool, start_scheduler],
         on_shutdown=[stop_scheduler, close_submissions, close_pool],
     )
     app.router.routes.insert(0, submit_route())

@@ -35,11 +35,6 @@ class Settings(ServiceSettings):
         description="connections of the asyncpg pool that stores submitted responses (the rest of the service uses "
         "the SQLAlchemy pool: db_pool_size + db_max_overflow)",
     )
-    gc_tuning: bool = Field(
-        default=True,
-        description="after startup, freeze the heap and collect young objects every 20 000 instead of 700 "
-        "(see cx_survey.gctune); off in tests, which start many apps in one process",
-    )
     scheduler_enabled: bool = True
     scheduler_poll_seconds: float = 1.0
     scheduler_batch: int = 50
