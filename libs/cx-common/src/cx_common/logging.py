@@ -26,6 +26,7 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = True) -
     )
     structlog.configure(
         processors=[
+            structlog.stdlib.filter_by_level,  # a call below the level stops here, before any processor's work
             *shared,
             structlog.processors.StackInfoRenderer(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
