@@ -14,6 +14,7 @@ PAYLOADS = [
     ("odata.upserted", events_pb2.ODataUpserted(kind="orders", record_key="o1")),
     ("alert.raised", events_pb2.AlertRaised(alert_id="a1")),
     ("ticket.created", events_pb2.TicketChanged(ticket_id="t1", priority="P1")),
+    ("ticket.follow_up_requested", events_pb2.TicketFollowUpRequested(ticket_id="t1", request_id="c1")),
     ("task.approved", events_pb2.TaskChanged(task_id="k1", status="approved")),
     ("org.unit.upserted", events_pb2.OrgUnitChanged(org_unit_id="u1", ancestor_ids=["hq", "r1"])),
     ("org.user.upserted", events_pb2.UserChanged(user_id="x")),

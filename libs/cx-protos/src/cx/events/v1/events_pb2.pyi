@@ -40,6 +40,7 @@ class Envelope(_message.Message):
     TASK_CHANGED_FIELD_NUMBER: _builtins.int
     ORG_UNIT_CHANGED_FIELD_NUMBER: _builtins.int
     USER_CHANGED_FIELD_NUMBER: _builtins.int
+    TICKET_FOLLOW_UP_REQUESTED_FIELD_NUMBER: _builtins.int
     PING_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """UUIDv7"""
@@ -71,6 +72,8 @@ class Envelope(_message.Message):
     @_builtins.property
     def user_changed(self) -> Global___UserChanged: ...
     @_builtins.property
+    def ticket_follow_up_requested(self) -> Global___TicketFollowUpRequested: ...
+    @_builtins.property
     def ping(self) -> Global___Ping:
         """backbone checks"""
 
@@ -92,13 +95,14 @@ class Envelope(_message.Message):
         task_changed: Global___TaskChanged | None = ...,
         org_unit_changed: Global___OrgUnitChanged | None = ...,
         user_changed: Global___UserChanged | None = ...,
+        ticket_follow_up_requested: Global___TicketFollowUpRequested | None = ...,
         ping: Global___Ping | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["alert_raised", b"alert_raised", "feedback_analyzed", b"feedback_analyzed", "feedback_received", b"feedback_received", "occurred_at", b"occurred_at", "odata_upserted", b"odata_upserted", "org_unit_changed", b"org_unit_changed", "payload", b"payload", "ping", b"ping", "survey_response_submitted", b"survey_response_submitted", "task_changed", b"task_changed", "ticket_changed", b"ticket_changed", "user_changed", b"user_changed"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alert_raised", b"alert_raised", "feedback_analyzed", b"feedback_analyzed", "feedback_received", b"feedback_received", "occurred_at", b"occurred_at", "odata_upserted", b"odata_upserted", "org_unit_changed", b"org_unit_changed", "payload", b"payload", "ping", b"ping", "survey_response_submitted", b"survey_response_submitted", "task_changed", b"task_changed", "ticket_changed", b"ticket_changed", "ticket_follow_up_requested", b"ticket_follow_up_requested", "user_changed", b"user_changed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_raised", b"alert_raised", "event_id", b"event_id", "feedback_analyzed", b"feedback_analyzed", "feedback_received", b"feedback_received", "occurred_at", b"occurred_at", "odata_upserted", b"odata_upserted", "org_unit_changed", b"org_unit_changed", "payload", b"payload", "ping", b"ping", "source", b"source", "survey_response_submitted", b"survey_response_submitted", "task_changed", b"task_changed", "tenant_id", b"tenant_id", "ticket_changed", b"ticket_changed", "trace_id", b"trace_id", "type", b"type", "user_changed", b"user_changed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_raised", b"alert_raised", "event_id", b"event_id", "feedback_analyzed", b"feedback_analyzed", "feedback_received", b"feedback_received", "occurred_at", b"occurred_at", "odata_upserted", b"odata_upserted", "org_unit_changed", b"org_unit_changed", "payload", b"payload", "ping", b"ping", "source", b"source", "survey_response_submitted", b"survey_response_submitted", "task_changed", b"task_changed", "tenant_id", b"tenant_id", "ticket_changed", b"ticket_changed", "ticket_follow_up_requested", b"ticket_follow_up_requested", "trace_id", b"trace_id", "type", b"type", "user_changed", b"user_changed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["survey_response_submitted", "feedback_received", "feedback_analyzed", "odata_upserted", "alert_raised", "ticket_changed", "task_changed", "org_unit_changed", "user_changed", "ping"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["survey_response_submitted", "feedback_received", "feedback_analyzed", "odata_upserted", "alert_raised", "ticket_changed", "task_changed", "org_unit_changed", "user_changed", "ticket_follow_up_requested", "ping"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -702,6 +706,71 @@ class TicketChanged(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TicketChanged: _TypeAlias = TicketChanged  # noqa: Y015
+
+@_typing.final
+class TicketFollowUpRequested(_message.Message):
+    """type "ticket.follow_up_requested": a closed-loop contact asked for a follow-up survey to the ticket's customer.
+    Survey schedules it through a distribution (this one, else the tenant's follow-up default) and puts ticket_id and
+    request_id on the personal link as the hidden fields cx_ticket_id / cx_follow_up_id, so the follow-up's
+    survey.response.submitted names the ticket it closes.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_KEY_FIELD_NUMBER: _builtins.int
+    ORG_UNIT_ID_FIELD_NUMBER: _builtins.int
+    TOUCHPOINT_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    SOURCE_RESPONSE_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_FEEDBACK_ID_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    DISTRIBUTION_ID_FIELD_NUMBER: _builtins.int
+    REQUESTED_BY_FIELD_NUMBER: _builtins.int
+    REQUESTED_AT_FIELD_NUMBER: _builtins.int
+    ticket_id: _builtins.str
+    request_id: _builtins.str
+    """the recorded contact's id: one follow-up per request, whatever the redeliveries"""
+    customer_key: _builtins.str
+    org_unit_id: _builtins.str
+    touchpoint_id: _builtins.str
+    channel: _builtins.str
+    source_response_id: _builtins.str
+    """the survey response that opened the ticket, if any"""
+    source_feedback_id: _builtins.str
+    """the feedback item that opened the ticket, if any"""
+    language: _builtins.str
+    """of the source signal ("" when unknown)"""
+    distribution_id: _builtins.str
+    """requested survey distribution ("": the tenant's default)"""
+    requested_by: _builtins.str
+    """user id"""
+    @_builtins.property
+    def requested_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        ticket_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        customer_key: _builtins.str = ...,
+        org_unit_id: _builtins.str = ...,
+        touchpoint_id: _builtins.str = ...,
+        channel: _builtins.str = ...,
+        source_response_id: _builtins.str = ...,
+        source_feedback_id: _builtins.str = ...,
+        language: _builtins.str = ...,
+        distribution_id: _builtins.str = ...,
+        requested_by: _builtins.str = ...,
+        requested_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["requested_at", b"requested_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "customer_key", b"customer_key", "distribution_id", b"distribution_id", "language", b"language", "org_unit_id", b"org_unit_id", "request_id", b"request_id", "requested_at", b"requested_at", "requested_by", b"requested_by", "source_feedback_id", b"source_feedback_id", "source_response_id", b"source_response_id", "ticket_id", b"ticket_id", "touchpoint_id", b"touchpoint_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TicketFollowUpRequested: _TypeAlias = TicketFollowUpRequested  # noqa: Y015
 
 @_typing.final
 class TaskChanged(_message.Message):
