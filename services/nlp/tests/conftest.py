@@ -3,23 +3,18 @@ grpc.aio adapter in front of it on an ephemeral port. Nothing of ours is mocked.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from grpc import aio
 
 from cx.nlp.v1 import nlp_pb2_grpc
+from cx_local.nlp_harness import nlp_env, nlp_http_server
 from cx_nlp.grpc_server import GrpcApp
 from cx_nlp.settings import NlpSettings
 
@@ -27,12 +22,6 @@ CX_NLP = str(Path(sys.executable).with_name("cx-nlp"))
 MAX_ITEMS = 32
 MAX_TEXT = 300
 MAX_BATCH = 32
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def adapter_settings(**overrides: Any) -> NlpSettings:
@@ -50,20 +39,8 @@ def adapter_settings(**overrides: Any) -> NlpSettings:
 
 
 def cli_env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CX_NLP_")}
-    env.update(
-        {
-            "BENTOML_HOME": str(tmp / "bentoml"),
-            "BENTOML_DO_NOT_TRACK": "true",
-            "CX_NLP_MODEL": "tiny",
-            "CX_NLP_MODEL_DIR": str(tmp / "no-model-here"),
-            "CX_NLP_MAX_BATCH_SIZE": str(MAX_BATCH),
-            "CX_NLP_MAX_TEXT_LENGTH": str(MAX_TEXT),
-            "CX_NLP_MAX_LATENCY_MS": "20000",
-            "CX_NLP_TORCH_THREADS": "1",
-        }
-    )
-    return env
+    """The environment of a `cx-nlp` process of these tests: the tiny model and this suite's limits."""
+    return nlp_env(tmp, {"CX_NLP_MAX_BATCH_SIZE": str(MAX_BATCH), "CX_NLP_MAX_TEXT_LENGTH": str(MAX_TEXT)})
 
 
 @pytest.fixture(scope="session")
@@ -73,41 +50,12 @@ def nlp_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def http_url(nlp_tmp: Path) -> Iterator[str]:
-    """`cx-nlp serve-http` with the tiny model; yields once /readyz answers 200."""
-    port = free_port()
-    log_path = nlp_tmp / "serve-http.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [CX_NLP, "serve-http", "--host", "127.0.0.1", "--port", str(port), "--tiny"],
-        env=cli_env(nlp_tmp),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    """`cx-nlp serve-http` with the tiny model and this suite's limits; yields once /readyz answers 200."""
+    limits = {"CX_NLP_MAX_BATCH_SIZE": str(MAX_BATCH), "CX_NLP_MAX_TEXT_LENGTH": str(MAX_TEXT)}
     try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"serve-http exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"serve-http not ready in 120s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield url
+        with nlp_http_server(nlp_tmp, env=limits, timeout=120) as url:
+            yield url
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
         shutil.rmtree(nlp_tmp / "bentoml", ignore_errors=True)
 
 
