@@ -183,6 +183,8 @@ async def process_signal(session: AsyncSession, ctx: Ctx, envelope: events_pb2.E
     await signals.remember(session, signal, org_path)  # first, so volume counts include this signal
     if signal.event_type == signals.FEEDBACK and signal.response_id:
         await tickets.attach_analysis(session, signal.tenant_id, signal.response_id, signal.payload)
+    if envelope.HasField("survey_response_submitted"):  # a follow-up survey's answer closes its ticket's loop
+        await tickets.link_follow_up(session, signal.tenant_id, envelope.survey_response_submitted)
     raised: list[Alert] = []
     for rule in await rules.enabled_rules(session, signal.tenant_id, signal.event_type):
         try:

@@ -2,7 +2,7 @@ import datetime as dt
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 Priority = Literal["P1", "P2", "P3", "P4"]
 Status = Literal["open", "acknowledged", "in_progress", "waiting_customer", "resolved", "closed"]
@@ -65,7 +65,23 @@ class ContactCreate(BaseModel):
     outcome: Literal["reached", "no_answer", "resolved", "follow_up", "refused"]
     summary: str = Field(default="", max_length=20000)
     contacted_at: dt.datetime | None = None
-    follow_up_survey: bool = Field(default=False, description="ask for a follow-up survey to the customer")
+    follow_up_survey: bool = Field(
+        default=False,
+        description="ask for a follow-up survey to the ticket's customer (published as ticket.follow_up_requested; "
+        "the survey service schedules it)",
+    )
+    follow_up_distribution_id: uuid.UUID | None = Field(
+        default=None,
+        description="the survey distribution to send the follow-up through; default: the tenant's follow-up "
+        "distribution set in the survey service (PUT /v1/distributions/follow-up-default)",
+    )
+
+    @field_validator("follow_up_distribution_id")
+    @classmethod
+    def _only_with_follow_up(cls, value: uuid.UUID | None, info: ValidationInfo) -> uuid.UUID | None:
+        if value is not None and not info.data.get("follow_up_survey"):
+            raise ValueError("only with follow_up_survey: true")
+        return value
 
 
 class ContactRead(BaseModel):
@@ -78,6 +94,10 @@ class ContactRead(BaseModel):
     contacted_at: dt.datetime
     recorded_by: str
     follow_up_survey: bool
+    follow_up_distribution_id: uuid.UUID | None = None
+    follow_up_response_id: str | None = Field(default=None, description="the follow-up survey's response, once in")
+    follow_up_scores: dict[str, float] | None = Field(default=None, description="its NPS / CSAT / CES")
+    follow_up_responded_at: dt.datetime | None = None
 
 
 class TimerRead(BaseModel):

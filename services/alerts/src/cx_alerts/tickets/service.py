@@ -436,6 +436,41 @@ async def comments(session: AsyncSession, ticket_id: uuid.UUID, *, include_inter
     return list((await session.execute(query.order_by(TicketComment.created_at, TicketComment.id))).scalars())
 
 
+FOLLOW_UP_EVENT = "ticket.follow_up_requested"
+# hidden fields the survey service puts on a follow-up's personal link (reserved there: no survey may declare them)
+FOLLOW_UP_TICKET_FIELD = "cx_ticket_id"
+FOLLOW_UP_REQUEST_FIELD = "cx_follow_up_id"
+FOLLOW_UP_ACTOR = audit.Actor("system", "follow-up")
+
+
+def source_language(ticket: Ticket) -> str:
+    """The language of the signal that opened the ticket (survey response or analysed feedback), "" when unknown."""
+    payload = ticket.source_payload or {}
+    context = payload.get("context")
+    found = payload.get("language") or (context.get("language") if isinstance(context, dict) else None)
+    return found if isinstance(found, str) else ""
+
+
+def follow_up_event(
+    ticket: Ticket, contact: CustomerContact, requested_at: dt.datetime
+) -> events_pb2.TicketFollowUpRequested:
+    event = events_pb2.TicketFollowUpRequested(
+        ticket_id=str(ticket.id),
+        request_id=str(contact.id),
+        customer_key=ticket.customer_key,
+        org_unit_id=ticket.org_unit_id,
+        touchpoint_id=ticket.touchpoint_id,
+        channel=ticket.channel,
+        source_response_id=ticket.source_response_id,
+        source_feedback_id=ticket.source_feedback_id,
+        language=source_language(ticket),
+        distribution_id=str(contact.follow_up_distribution_id) if contact.follow_up_distribution_id else "",
+        requested_by=contact.recorded_by,
+    )
+    event.requested_at.FromDatetime(requested_at.astimezone(dt.UTC).replace(tzinfo=None))
+    return event
+
+
 async def record_contact(
     session: AsyncSession,
     ctx: Ctx,
@@ -447,7 +482,17 @@ async def record_contact(
     summary: str,
     contacted_at: dt.datetime | None,
     follow_up_survey: bool,
+    follow_up_distribution_id: uuid.UUID | None = None,
 ) -> CustomerContact:
+    """Record a closed-loop contact; with `follow_up_survey`, ask the survey service (ticket.follow_up_requested, in
+    this transaction's outbox) to send the customer a follow-up survey that names this ticket and contact."""
+    if follow_up_survey and not ticket.customer_key:
+        raise Problem(
+            422,
+            "follow_up_survey: the ticket names no customer to survey",
+            title="Validation failed",
+            errors=[{"field": "follow_up_survey", "message": "the ticket has no customer_key", "type": "value_error"}],
+        )
     contact = CustomerContact(
         id=new_id(),
         tenant_id=ticket.tenant_id,
@@ -458,6 +503,7 @@ async def record_contact(
         contacted_at=contacted_at or ctx.now(),
         recorded_by=actor.id,
         follow_up_survey=follow_up_survey,
+        follow_up_distribution_id=follow_up_distribution_id if follow_up_survey else None,
     )
     session.add(contact)
     await _mark_responded(session, ctx, ticket)
@@ -476,9 +522,65 @@ async def record_contact(
             "outcome": outcome,
             "summary": summary,
             "follow_up_survey": follow_up_survey,
+            "follow_up_distribution_id": str(follow_up_distribution_id) if follow_up_distribution_id else None,
         },
     )
     await emit(session, ctx, ticket, "ticket.updated")
+    if follow_up_survey:
+        await ctx.emit(session, ticket.tenant_id, FOLLOW_UP_EVENT, follow_up_event(ticket, contact, ctx.now()))
+    return contact
+
+
+async def link_follow_up(
+    session: AsyncSession, tenant_id: uuid.UUID, response: events_pb2.SurveyResponseSubmitted
+) -> CustomerContact | None:
+    """A survey response answering a follow-up request (its link's cx_ticket_id / cx_follow_up_id): record it, with
+    its scores, on the contact that asked for it. The first answer counts (the personal link is single-use anyway);
+    anything that names no such request of this tenant is an ordinary response."""
+    ticket_field = response.hidden_fields.get(FOLLOW_UP_TICKET_FIELD, "")
+    request_field = response.hidden_fields.get(FOLLOW_UP_REQUEST_FIELD, "")
+    if not ticket_field or not request_field:
+        return None
+    try:
+        ticket_id, contact_id = uuid.UUID(ticket_field), uuid.UUID(request_field)
+    except ValueError:
+        return None
+    contact = (
+        await session.execute(
+            select(CustomerContact)
+            .where(
+                CustomerContact.tenant_id == tenant_id,
+                CustomerContact.id == contact_id,
+                CustomerContact.ticket_id == ticket_id,
+                CustomerContact.follow_up_survey.is_(True),
+                CustomerContact.follow_up_response_id.is_(None),
+            )
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if contact is None:
+        return None
+    scores: dict[str, float] = {}
+    for name in ("nps", "csat", "ces"):
+        if response.HasField(name):
+            scores[name] = float(getattr(response, name))
+    contact.follow_up_response_id = response.response_id
+    contact.follow_up_scores = scores
+    contact.follow_up_responded_at = (
+        response.submitted_at.ToDatetime(tzinfo=dt.UTC)
+        if response.HasField("submitted_at")
+        else dt.datetime.now(dt.UTC)
+    )
+    await session.flush()
+    await audit.record(
+        session,
+        tenant_id,
+        FOLLOW_UP_ACTOR,
+        entity_type="ticket",
+        entity_id=ticket_id,
+        action="follow_up_response",
+        after={"contact_id": str(contact.id), "response_id": response.response_id, "scores": scores},
+    )
     return contact
 
 

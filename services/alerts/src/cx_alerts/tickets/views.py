@@ -203,7 +203,7 @@ async def list_comments(ticket_id: uuid.UUID, session: SessionDep, principal: Re
     "/{ticket_id}/contacts",
     status_code=status.HTTP_201_CREATED,
     response_model=ContactRead,
-    summary="Record a closed-loop contact with the customer",
+    summary="Record a closed-loop contact with the customer (optionally asking for a follow-up survey)",
 )
 async def add_contact(
     ticket_id: uuid.UUID, body: ContactCreate, session: SessionDep, principal: Writer, ctx: CtxDep
@@ -219,6 +219,7 @@ async def add_contact(
         summary=body.summary,
         contacted_at=body.contacted_at,
         follow_up_survey=body.follow_up_survey,
+        follow_up_distribution_id=body.follow_up_distribution_id,
     )
     await session.commit()
     return ContactRead.model_validate(contact)
