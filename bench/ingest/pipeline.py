@@ -302,10 +302,13 @@ async def run_pipeline(args: argparse.Namespace, pg: Pg) -> dict[str, Any]:
         + ", ".join(f"{k} in flight {statistics.median(c[k] for c in ceilings[e]):,.0f}" for k in INFLIGHT)
         for e in (False, True)
     )
+    from cx_ingest.settings import Settings
+
+    lanes = Settings(database_url=None, nats_url=None).analysis_concurrency
     notes.append(
         f"Analysis pipeline: {len(texts)} items queued (the Chinese and English records of the HTTP part, the retail "
         f"starter codebook active), drained by the real service process (default settings: batches of {BATCH}, "
-        f"2 lanes) with `cx-nlp serve --tiny` on the same machine; {args.pipeline_rounds} round(s), each ceiling "
+        f"{lanes} lanes) with `cx-nlp serve --tiny` on the same machine; {args.pipeline_rounds} round(s), each ceiling "
         f"measured right before its drain (medians). NLP ceilings, items/s: {shown}."
     )
     return {"lines": lines, "rows": rows, "notes": notes}
