@@ -101,6 +101,8 @@ class TextGuardMiddleware:
 
     @staticmethod
     def _in_json(body: bytes) -> tuple[str, str] | None:
+        if b"\\u" not in body and b"\x00" not in body:  # no escape at all: the common case, a fast byte scan
+            return None
         if not _SUSPECT_JSON.search(body):
             return None
         try:
