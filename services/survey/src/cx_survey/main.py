@@ -1,13 +1,18 @@
 """App factory of the survey service."""
 
+from collections.abc import Sequence
+
 from fastapi import FastAPI
 
-from cx_common.app import create_service_app
+from cx_common.app import Runtime, create_service_app
+from cx_common.events import EventConsumer
 from cx_survey.audit.views import router as audit_router
 from cx_survey.distributions.flows import start_scheduler, stop_scheduler
 from cx_survey.distributions.views import router as distributions_router
+from cx_survey.followups.consumers import consumers as follow_up_consumers
+from cx_survey.followups.views import router as follow_ups_router
 from cx_survey.journeys.views import router as journeys_router
-from cx_survey.orgs.consumers import consumers
+from cx_survey.orgs.consumers import consumers as org_consumers
 from cx_survey.pg import close_pool, open_pool
 from cx_survey.respondent.ratelimit import PublicRateLimit
 from cx_survey.respondent.views import router as respondent_router
@@ -17,6 +22,10 @@ from cx_survey.responses.views import router as responses_router
 from cx_survey.responses.views import submit_route
 from cx_survey.settings import Settings, get_settings
 from cx_survey.surveys.views import router as surveys_router
+
+
+def consumers(runtime: Runtime) -> Sequence[EventConsumer]:
+    return [*org_consumers(runtime), *follow_up_consumers(runtime)]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -31,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             respondent_router,
             surveys_router,
             journeys_router,
+            follow_ups_router,
             distributions_router,
             responses_router,
             audit_router,

@@ -54,58 +54,87 @@ async def schedule_send(
     if survey is None or survey.status != "published":
         raise Problem(409, "survey_id: the survey is not published", field="survey_id")
     check_link_hidden(await link_definition(session, survey), data.hidden)
-    now = utcnow()
-    due = data.send_at or now + dt.timedelta(seconds=distribution.delay_seconds)
+    due = data.send_at or utcnow() + dt.timedelta(seconds=distribution.delay_seconds)
     if distribution.frequency_days:
-        # One customer at a time (advisory lock on tenant + customer) so two triggers cannot both pass the rule.
-        await session.execute(
-            select(func.pg_advisory_xact_lock(func.hashtext(f"{distribution.tenant_id}:{data.customer_key}")))
+        await check_frequency(session, distribution.tenant_id, data.customer_key, distribution.frequency_days, due)
+    return await add_send(
+        session,
+        distribution,
+        customer_key=data.customer_key,
+        recipient=data.recipient,
+        language=data.language,
+        hidden=data.hidden,
+        due=due,
+        public_base_url=public_base_url,
+    )
+
+
+async def check_frequency(
+    session: AsyncSession, tenant_id: uuid.UUID, customer_key: str, days: int, due: dt.datetime
+) -> None:
+    """The contact-frequency rule: 409 when the customer has an invitation (pending or sent) within `days` of `due`."""
+    # One customer at a time (advisory lock on tenant + customer) so two triggers cannot both pass the rule.
+    await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"{tenant_id}:{customer_key}"))))
+    window = dt.timedelta(days=days)
+    recent = await session.scalar(
+        select(func.count())
+        .select_from(ScheduledMessage)
+        .where(
+            ScheduledMessage.tenant_id == tenant_id,
+            ScheduledMessage.customer_key == customer_key,
+            ScheduledMessage.kind == "invite",
+            ScheduledMessage.status.in_(("pending", "sent")),
+            ScheduledMessage.due_at > due - window,
+            ScheduledMessage.due_at < due + window,
         )
-        window = dt.timedelta(days=distribution.frequency_days)
-        recent = await session.scalar(
-            select(func.count())
-            .select_from(ScheduledMessage)
-            .where(
-                ScheduledMessage.tenant_id == distribution.tenant_id,
-                ScheduledMessage.customer_key == data.customer_key,
-                ScheduledMessage.kind == "invite",
-                ScheduledMessage.status.in_(("pending", "sent")),
-                ScheduledMessage.due_at > due - window,
-                ScheduledMessage.due_at < due + window,
-            )
+    )
+    if recent:
+        raise Problem(
+            409,
+            f"customer_key: {customer_key} is already surveyed within {days} days",
+            field="customer_key",
+            rule="contact_frequency",
         )
-        if recent:
-            raise Problem(
-                409,
-                f"customer_key: {data.customer_key} is already surveyed within {distribution.frequency_days} days",
-                field="customer_key",
-                rule="contact_frequency",
-            )
+
+
+async def add_send(
+    session: AsyncSession,
+    distribution: Distribution,
+    *,
+    customer_key: str,
+    recipient: str,
+    language: str,
+    hidden: dict[str, str],
+    due: dt.datetime,
+    public_base_url: str,
+    touchpoint_id: uuid.UUID | None = None,
+) -> ScheduledMessage:
+    """A personal link for the customer and its invitation message, due at `due` (the scheduler sends it)."""
     token = new_token()
     invitation = Invitation(
         tenant_id=distribution.tenant_id,
         survey_id=distribution.survey_id,
         token_hash=hash_token(token),
-        customer_key=data.customer_key,
-        touchpoint_id=distribution.touchpoint_id,
-        hidden=data.hidden,
+        customer_key=customer_key,
+        touchpoint_id=distribution.touchpoint_id or touchpoint_id,
+        hidden=hidden,
         expires_at=due + dt.timedelta(hours=distribution.link_valid_hours),
     )
     session.add(invitation)
     await session.flush()
-    link = f"{public_base_url.rstrip('/')}/s/{distribution.survey_id}?t={token}&lang={data.language}"
+    link = f"{public_base_url.rstrip('/')}/s/{distribution.survey_id}?t={token}&lang={language}"
     message = ScheduledMessage(
         tenant_id=distribution.tenant_id,
         distribution_id=distribution.id,
         invitation_id=invitation.id,
         kind="invite",
         seq=0,
-        customer_key=data.customer_key,
-        recipient=data.recipient,
-        language=data.language,
+        customer_key=customer_key,
+        recipient=recipient,
+        language=language,
         link=link,
         due_at=due,
-        created_at=now,
+        created_at=utcnow(),
     )
     session.add(message)
     await session.flush()

@@ -22,6 +22,7 @@ from cx_common.errors import Problem
 from cx_common.events import add_event
 from cx_survey.distributions.incentives import assign_code, code_for
 from cx_survey.distributions.models import OutgoingMail, ScheduledMessage
+from cx_survey.followups.models import FollowUpRequest
 from cx_survey.journeys.service import get_touchpoint
 from cx_survey.orgs.models import OrgUnit
 from cx_survey.orgs.service import path_of
@@ -135,6 +136,18 @@ def merged_hidden(definition: Definition, from_link: dict[str, Any], given: dict
     browser sends; one the answered version does not declare (the survey was republished without it) is ignored."""
     declared = definition.hidden_fields
     return {**given, **{k: str(v) for k, v in from_link.items() if k in declared}}
+
+
+# What the service itself puts on a follow-up's personal link (never declared by a survey, never sent by a browser):
+# kept on the response and in its event, so alerts can tell which ticket and request the answer closes.
+TICKET_FIELD, REQUEST_FIELD = "cx_ticket_id", "cx_follow_up_id"
+LINK_METADATA = (TICKET_FIELD, REQUEST_FIELD)
+
+
+def with_link_metadata(hidden: dict[str, str], from_link: dict[str, Any]) -> dict[str, str]:
+    """The response's hidden fields: the validated ones plus the link's service metadata."""
+    extra = {k: str(from_link[k]) for k in LINK_METADATA if from_link.get(k)}
+    return {**hidden, **extra} if extra else hidden
 
 
 async def check_invitation(
@@ -273,6 +286,8 @@ async def submit(
     except AnswerError as exc:
         raise Problem(422, str(exc), title="Invalid answers", errors=exc.errors) from exc
     score = scores(definition, answers)
+    if invitation is not None:
+        hidden = with_link_metadata(hidden, invitation.hidden)
 
     touchpoint_id = data.touchpoint_id or (invitation.touchpoint_id if invitation else None) or survey.touchpoint_id
     stage = channel = org_unit_id = None
@@ -441,8 +456,9 @@ async def visible_org_filter(session: AsyncSession, tenant_id: uuid.UUID, org_un
 
 
 async def delete_customer(session: AsyncSession, tenant_id: uuid.UUID, customer_key: str) -> tuple[int, int, int]:
-    """A privacy request: the customer's responses, personal links, and the messages sent to them (schedule rows and
-    mail-sink copies, which hold the address). Returns (responses, invitations, messages) deleted."""
+    """A privacy request: the customer's responses, personal links, the messages sent to them (schedule rows and
+    mail-sink copies, which hold the address) and the follow-ups asked for them. Returns (responses, invitations,
+    messages) deleted."""
     messages = select(ScheduledMessage.id).where(
         ScheduledMessage.tenant_id == tenant_id, ScheduledMessage.customer_key == customer_key
     )
@@ -459,6 +475,11 @@ async def delete_customer(session: AsyncSession, tenant_id: uuid.UUID, customer_
     )
     invitations = await session.execute(
         delete(Invitation).where(Invitation.tenant_id == tenant_id, Invitation.customer_key == customer_key)
+    )
+    await session.execute(
+        delete(FollowUpRequest).where(
+            FollowUpRequest.tenant_id == tenant_id, FollowUpRequest.customer_key == customer_key
+        )
     )
     counts = (responses.rowcount, invitations.rowcount, sent.rowcount)  # type: ignore[attr-defined]
     return counts[0] or 0, counts[1] or 0, counts[2] or 0

@@ -347,6 +347,8 @@ async def _hot(
             return None  # a resubmission under the same key is answered with the first response
         raise Problem(422, str(exc), title="Invalid answers", errors=exc.errors) from exc
     score = scores(definition, answers)
+    if invitation is not None:
+        hidden = service.with_link_metadata(hidden, invitation["hidden"])
 
     touchpoint_id = data.touchpoint_id or (invitation["touchpoint_id"] if invitation else None) or hint.touchpoint_id
     stage = channel = org_unit_id = None

@@ -12,7 +12,7 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Language = Literal["zh-Hans", "zh-Hant", "en"]
 LANGUAGES: tuple[Language, ...] = ("zh-Hans", "zh-Hant", "en")
@@ -36,6 +36,9 @@ CONTACT_FIELDS: tuple[ContactField, ...] = ("name", "phone", "email")
 CHOICE_TYPES = {"single_choice", "multiple_choice", "dropdown", "ranking"}
 SCALES: dict[str, tuple[int, int]] = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
 HIDDEN_FIELD_NAMES = ("customer_id", "order_id", "store", "touchpoint", "channel")
+# Hidden fields the service itself puts on personal links (a follow-up's ticket): no survey may declare one, so no
+# respondent can send one.
+RESERVED_HIDDEN_PREFIX = "cx_"
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")]
 
 
@@ -177,6 +180,14 @@ class Definition(BaseModel):
         description="variables prefilled from the link query string (customer_id, order_id, store, ...)",
     )
     pages: list[Page] = Field(min_length=1, max_length=100)
+
+    @field_validator("hidden_fields")
+    @classmethod
+    def _not_reserved(cls, names: list[str]) -> list[str]:
+        reserved = [n for n in names if n.lower().startswith(RESERVED_HIDDEN_PREFIX)]
+        if reserved:
+            raise ValueError(f"{', '.join(reserved)}: names starting with {RESERVED_HIDDEN_PREFIX!r} are reserved")
+        return names
 
     @model_validator(mode="after")
     def _references(self) -> Definition:
