@@ -586,12 +586,17 @@ def test_5_ticket_escalates_up_the_tree_then_is_resolved_with_a_callback_and_clo
         t = ok(gw.get(f"/api/v1/tickets/{tid}"), 200)
         for status in ("acknowledged", "in_progress"):
             t = ok(gw.post(f"/api/v1/tickets/{tid}/transitions", json={"status": status, "version": t["version"]}), 200)
-        ok(
-            gw.post(
-                f"/api/v1/tickets/{tid}/contacts",
-                json={"method": "call", "outcome": "resolved", "summary": "致电顾客道歉，赠送优惠券，顾客接受。"},
-            ),
-            201,
+        dist = ok(gw.get(f"/api/v1/surveys/{w.ids['survey']}/distributions"), 200)[0]
+        callback = {"method": "call", "outcome": "resolved", "summary": "致电顾客道歉，赠送优惠券，顾客接受。"}
+        follow_up = {"follow_up_survey": True, "follow_up_distribution_id": dist["id"]}
+        ok(gw.post(f"/api/v1/tickets/{tid}/contacts", json={**callback, **follow_up}), 201)
+        fu = poll(
+            "the follow-up survey", lambda: items(gw.get("/api/v1/distributions/follow-ups", params={"ticket_id": tid}))
+        )
+        assert (fu[0]["status"], fu[0]["recipient_source"]) == ("scheduled", "original_invitation"), fu
+        poll(
+            "the follow-up at the webhook",
+            lambda: [m for m in w.inbox.received if m["json"]["message_id"] == fu[0]["message_id"]],
         )
         t = ok(gw.get(f"/api/v1/tickets/{tid}"), 200)
         t = ok(
