@@ -226,7 +226,10 @@ class AnalysisWorker:
                     await asyncio.sleep(min(self.breaker.remaining(), 1.0))
                     continue
                 BREAKER.set(0)
-                done = await self.run_once()
+                try:
+                    done = await self.run_once()
+                finally:
+                    self.breaker.done()
                 if done < self.settings.analysis_batch_size:
                     await self._idle(self.settings.analysis_poll_interval_s)
                     if not self._stopping.is_set() and self.settings.analysis_linger_s > 0:
