@@ -42,6 +42,15 @@ async def test_login_page_and_wrong_password(gw, demo):
     assert bad.status_code == 401 and "invalid credentials" in bad.text
     unauth = await gw.client.get("/console")
     assert unauth.status_code == 303 and unauth.headers["location"].startswith("/console/login")
+    # every page and form without a session goes to the login page, keeping the language
+    for method, path in [
+        ("GET", "/console/tickets/0190a4c2-0000-7000-8000-000000000001?lang=en"),
+        ("GET", "/console/api-tokens?lang=en"),
+        ("POST", "/console/surveys?lang=en"),
+    ]:
+        data = {"csrf": "0" * 64, "title": "t", "template": "nps"} if method == "POST" else None
+        r = await gw.client.request(method, path, data=data)
+        assert r.status_code == 303 and r.headers["location"] == "/console/login?lang=en", (path, r.status_code)
 
 
 async def test_hq_dashboard_drilldown_and_languages(gw, loaded):

@@ -12,104 +12,35 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import httpx
 import pytest
 from markupsafe import escape
 
-from cx_alerts.main import create_app as create_alerts_app
-from cx_alerts.settings import SCHEMA as ALERTS_SCHEMA
-from cx_alerts.settings import Settings as AlertsSettings
-from cx_common.auth import JWTVerifier
-from cx_gateway.cli import demo_admin_token
 from cx_gateway.console.i18n import LANGUAGES, MESSAGES
-from cx_gateway.demo import demo_password, seed_demo
-from cx_gateway.demo_data import DemoPlan, Upstream, load_demo_data
-from cx_gateway.identity.keys import KeyRing
-from cx_gateway.main import create_app
-from cx_gateway.settings import SCHEMA
-from cx_ingest.main import create_app as create_ingest_app
-from cx_ingest.settings import SCHEMA as INGEST_SCHEMA
-from cx_ingest.settings import Settings as IngestSettings
-from cx_local.pytest_plugin import live_server
-from cx_survey.main import create_app as create_survey_app
-from cx_survey.settings import SCHEMA as SURVEY_SCHEMA
-from cx_survey.settings import Settings as SurveySettings
+from cx_gateway.demo import demo_password
+from cx_gateway.demo_data import DemoPlan, load_demo_data
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 SERVICES = SERVICE_DIR.parent
 
 
-def _common(db: Any, nats_url: str, events: Any) -> dict[str, Any]:
-    return {
-        "environment": "test",
-        "database_url": db.url,
-        "nats_url": nats_url,
-        "events_stream": events.stream,
-        "events_subject_prefix": events.subject_prefix,
-        "log_json": False,
-    }
-
-
 @pytest.fixture
-async def stack(cx_service_db, cx_nats_url, cx_events, ev, cx_nlp_grpc) -> AsyncIterator[SimpleNamespace]:
-    dbs = {
-        "gateway": await cx_service_db(SERVICE_DIR, SCHEMA),
-        "survey": await cx_service_db(SERVICES / "survey", SURVEY_SCHEMA),
-        "ingest": await cx_service_db(SERVICES / "ingest", INGEST_SCHEMA),
-        "alerts": await cx_service_db(SERVICES / "alerts", ALERTS_SCHEMA),
-    }
-    apps = {
-        "survey": create_survey_app(
-            SurveySettings(**_common(dbs["survey"], cx_nats_url, cx_events), scheduler_enabled=False)
-        ),
-        "ingest": create_ingest_app(
-            IngestSettings(
-                **_common(dbs["ingest"], cx_nats_url, cx_events),
-                nlp_grpc_target=cx_nlp_grpc,
-                analysis_poll_interval_s=0.2,
-            )
-        ),
-        "alerts": create_alerts_app(
-            AlertsSettings(**_common(dbs["alerts"], cx_nats_url, cx_events), dispatcher_enabled=False)
-        ),
-    }
-    async with (
-        live_server(apps["survey"]) as survey_url,
-        live_server(apps["ingest"]) as ingest_url,
-        live_server(apps["alerts"]) as alerts_url,
-    ):
-        settings = ev.make_settings(
-            dbs["gateway"].url,
-            cx_nats_url,
-            cx_events,
-            survey_url=survey_url,
-            ingest_url=ingest_url,
-            alerts_url=alerts_url,
-        )
-        gw_app = create_app(settings)
-        async with live_server(gw_app) as gw_url:
-            for app in apps.values():
-                app.state.jwt_verifier = JWTVerifier(
-                    issuer=settings.jwt_issuer, audience=settings.jwt_audience, jwks_url=f"{gw_url}/api/v1/auth/jwks"
-                )
-            sessions = gw_app.state.runtime.sessions
-            async with sessions() as session, session.begin():
-                demo = await seed_demo(session, settings)
-            token = await demo_admin_token(KeyRing(sessions, settings), settings, demo)
-            plan = DemoPlan(responses=40, feedback=30, customers=15, orders=20, concurrency=4)
-            upstream = Upstream(survey_url, ingest_url, alerts_url)
-            await load_demo_data(sessions, demo.tenant_id, demo.units, demo.users, token, upstream, plan, None)
-            api = {"Authorization": f"Bearer {token}"}
-            async with httpx.AsyncClient(base_url=gw_url, timeout=30) as http:
+async def stack(demo_platform, ev, cx_nlp_grpc) -> AsyncIterator[SimpleNamespace]:
+    async with demo_platform(nlp_grpc_target=cx_nlp_grpc, analysis_poll_interval_s=0.2) as platform:
+        demo, token = platform.demo, platform.token
+        plan = DemoPlan(responses=40, feedback=30, customers=15, orders=20, concurrency=4)
+        sessions = platform.gw_app.state.runtime.sessions
+        await load_demo_data(sessions, demo.tenant_id, demo.units, demo.users, token, platform.upstream, plan, None)
+        api = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=platform.gw_url, timeout=30) as http:
 
-                async def analysed() -> bool:  # the demo's feedback went through NLP and reached the read model
-                    r = await http.get("/api/v1/analytics/overview", headers=api)
-                    return r.json()["feedback"] >= 30 and r.json()["responses"] >= 40
+            async def analysed() -> bool:  # the demo's feedback went through NLP and reached the read model
+                r = await http.get("/api/v1/analytics/overview", headers=api)
+                return r.json()["feedback"] >= 30 and r.json()["responses"] >= 40
 
-                await ev.until(analysed, 120)
-                yield SimpleNamespace(url=gw_url, demo=demo, api=api, http=http)
+            await ev.until(analysed, 120)
+            yield SimpleNamespace(url=platform.gw_url, demo=demo, api=api, http=http)
 
 
 async def _console(base: str, email: str, role: str, lang: str) -> httpx.AsyncClient:

@@ -11,23 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from cx_alerts.main import create_app as create_alerts_app
-from cx_alerts.settings import SCHEMA as ALERTS_SCHEMA
-from cx_alerts.settings import Settings as AlertsSettings
-from cx_common.auth import JWTVerifier
-from cx_gateway.cli import demo_admin_token
-from cx_gateway.demo import seed_demo
-from cx_gateway.demo_data import HAND_TICKETS, DemoPlan, Upstream, generate_feedback, generate_responses, load_demo_data
-from cx_gateway.identity.keys import KeyRing
-from cx_gateway.main import create_app
-from cx_gateway.settings import SCHEMA
-from cx_ingest.main import create_app as create_ingest_app
-from cx_ingest.settings import SCHEMA as INGEST_SCHEMA
-from cx_ingest.settings import Settings as IngestSettings
-from cx_local.pytest_plugin import live_server
-from cx_survey.main import create_app as create_survey_app
-from cx_survey.settings import SCHEMA as SURVEY_SCHEMA
-from cx_survey.settings import Settings as SurveySettings
+from cx_gateway.demo_data import HAND_TICKETS, DemoPlan, generate_feedback, generate_responses, load_demo_data
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 SERVICES = SERVICE_DIR.parent
@@ -50,106 +34,58 @@ def test_generator_is_deterministic_and_bilingual():
     assert min(avg, key=avg.__getitem__) == "S-GZ-01"
 
 
-def _common(db, nats_url, events):
-    return {
-        "environment": "test",
-        "database_url": db.url,
-        "nats_url": nats_url,
-        "events_stream": events.stream,
-        "events_subject_prefix": events.subject_prefix,
-        "log_json": False,
-    }
-
-
-async def test_sample_data_loads_through_the_service_apis_once(cx_service_db, cx_nats_url, cx_events, ev):
-    dbs = {
-        "gateway": await cx_service_db(SERVICE_DIR, SCHEMA),
-        "survey": await cx_service_db(SERVICES / "survey", SURVEY_SCHEMA),
-        "ingest": await cx_service_db(SERVICES / "ingest", INGEST_SCHEMA),
-        "alerts": await cx_service_db(SERVICES / "alerts", ALERTS_SCHEMA),
-    }
-    apps = {
-        "survey": create_survey_app(
-            SurveySettings(**_common(dbs["survey"], cx_nats_url, cx_events), scheduler_enabled=False)
-        ),
-        "ingest": create_ingest_app(
-            IngestSettings(**_common(dbs["ingest"], cx_nats_url, cx_events), analysis_enabled=False)
-        ),
-        "alerts": create_alerts_app(
-            AlertsSettings(**_common(dbs["alerts"], cx_nats_url, cx_events), dispatcher_enabled=False)
-        ),
-    }
-    async with (
-        live_server(apps["survey"]) as survey_url,
-        live_server(apps["ingest"]) as ingest_url,
-        live_server(apps["alerts"]) as alerts_url,
-    ):
-        settings = ev.make_settings(
-            dbs["gateway"].url,
-            cx_nats_url,
-            cx_events,
-            survey_url=survey_url,
-            ingest_url=ingest_url,
-            alerts_url=alerts_url,
+async def test_sample_data_loads_through_the_service_apis_once(demo_platform, ev):
+    async with demo_platform(analysis_enabled=False) as platform:
+        gw_url, demo, token, upstream = platform.gw_url, platform.demo, platform.token, platform.upstream
+        ingest_url, alerts_url = upstream.ingest, upstream.alerts
+        sessions = platform.gw_app.state.runtime.sessions
+        plan = DemoPlan(responses=60, feedback=40, customers=20, orders=30, concurrency=4)
+        seen: list[tuple[str, int, int]] = []
+        report = await load_demo_data(
+            sessions,
+            demo.tenant_id,
+            demo.units,
+            demo.users,
+            token,
+            upstream,
+            plan,
+            lambda label, done, total: seen.append((label, done, total)),
         )
-        gw_app = create_app(settings)
-        async with live_server(gw_app) as gw_url:
-            for app in apps.values():
-                app.state.jwt_verifier = JWTVerifier(
-                    issuer=settings.jwt_issuer, audience=settings.jwt_audience, jwks_url=f"{gw_url}/api/v1/auth/jwks"
-                )
-            sessions = gw_app.state.runtime.sessions
-            async with sessions() as session, session.begin():
-                demo = await seed_demo(session, settings)
-            token = await demo_admin_token(KeyRing(sessions, settings), settings, demo)
-            upstream = Upstream(survey_url, ingest_url, alerts_url)
-            plan = DemoPlan(responses=60, feedback=40, customers=20, orders=30, concurrency=4)
-            seen: list[tuple[str, int, int]] = []
-            report = await load_demo_data(
-                sessions,
-                demo.tenant_id,
-                demo.units,
-                demo.users,
-                token,
-                upstream,
-                plan,
-                lambda label, done, total: seen.append((label, done, total)),
-            )
-            assert set(report.loaded) == {"odata", "survey", "feedback", "alerts"}, report
-            assert ("survey responses", 60, 60) in seen and ("feedback items", 40, 40) in seen
-            survey_summary = json.loads(report.loaded["survey"])
-            assert survey_summary["responses"] == {"created": 60, "duplicate": 0}
-            assert survey_summary["touchpoints"] == 12
+        assert set(report.loaded) == {"odata", "survey", "feedback", "alerts"}, report
+        assert ("survey responses", 60, 60) in seen and ("feedback items", 40, 40) in seen
+        survey_summary = json.loads(report.loaded["survey"])
+        assert survey_summary["responses"] == {"created": 60, "duplicate": 0}
+        assert survey_summary["touchpoints"] == 12
 
-            auth = {"Authorization": f"Bearer {token}"}
+        auth = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(timeout=20) as http:
+            fb = (await http.get(f"{ingest_url}/v1/feedback", params={"limit": 500}, headers=auth)).json()
+            assert len([i for i in fb["items"] if i.get("external_id", "").startswith("demo-fb-")]) == 40
+            tickets = (await http.get(f"{alerts_url}/v1/tickets", params={"limit": 100}, headers=auth)).json()
+            titles = {t["title"]: t for t in tickets["items"]}
+            assert {title for _, _, title in HAND_TICKETS} <= set(titles)
+            assert titles[HAND_TICKETS[1][2]]["status"] == "acknowledged"
+            assert {t["priority"] for t in titles.values()} >= {"P1", "P2", "P3"}
+            tasks = (await http.get(f"{alerts_url}/v1/tasks", headers=auth)).json()
+            assert [t["status"] for t in tasks["items"]] == ["submitted"]
+            rules = (await http.get(f"{alerts_url}/v1/rules", headers=auth)).json()
+            assert len(rules["items"]) == 2
+            # store managers own their store's tickets (manager_user_id travelled with the org events)
+            sh = [t for t in tickets["items"] if t["org_unit_id"] == str(demo.units["S-SH-01"])]
+            assert sh and all(t["owner_user_id"] == str(demo.users["store.manager@demo.cx"]) for t in sh)
+
+        # the responses reached the gateway read model through JetStream
+        headers = {"Authorization": f"Bearer {token}"}
+
+        async def counted() -> bool:
             async with httpx.AsyncClient(timeout=20) as http:
-                fb = (await http.get(f"{ingest_url}/v1/feedback", params={"limit": 500}, headers=auth)).json()
-                assert len([i for i in fb["items"] if i.get("external_id", "").startswith("demo-fb-")]) == 40
-                tickets = (await http.get(f"{alerts_url}/v1/tickets", params={"limit": 100}, headers=auth)).json()
-                titles = {t["title"]: t for t in tickets["items"]}
-                assert {title for _, _, title in HAND_TICKETS} <= set(titles)
-                assert titles[HAND_TICKETS[1][2]]["status"] == "acknowledged"
-                assert {t["priority"] for t in titles.values()} >= {"P1", "P2", "P3"}
-                tasks = (await http.get(f"{alerts_url}/v1/tasks", headers=auth)).json()
-                assert [t["status"] for t in tasks["items"]] == ["submitted"]
-                rules = (await http.get(f"{alerts_url}/v1/rules", headers=auth)).json()
-                assert len(rules["items"]) == 2
-                # store managers own their store's tickets (manager_user_id travelled with the org events)
-                sh = [t for t in tickets["items"] if t["org_unit_id"] == str(demo.units["S-SH-01"])]
-                assert sh and all(t["owner_user_id"] == str(demo.users["store.manager@demo.cx"]) for t in sh)
+                r = await http.get(f"{gw_url}/api/v1/analytics/overview", headers=headers)
+            return r.json()["responses"] == 60 and r.json()["tickets_open"] >= 5
 
-            # the responses reached the gateway read model through JetStream
-            headers = {"Authorization": f"Bearer {token}"}
+        await ev.until(counted, 30)
 
-            async def counted() -> bool:
-                async with httpx.AsyncClient(timeout=20) as http:
-                    r = await http.get(f"{gw_url}/api/v1/analytics/overview", headers=headers)
-                return r.json()["responses"] == 60 and r.json()["tickets_open"] >= 5
-
-            await ev.until(counted, 30)
-
-            again = await load_demo_data(sessions, demo.tenant_id, demo.units, demo.users, token, upstream, plan, None)
-            assert again.loaded == {} and sorted(again.skipped) == ["alerts", "feedback", "odata", "survey"]
-            async with httpx.AsyncClient(timeout=20) as http:
-                tasks = (await http.get(f"{alerts_url}/v1/tasks", headers=auth)).json()
-                assert len(tasks["items"]) == 1
+        again = await load_demo_data(sessions, demo.tenant_id, demo.units, demo.users, token, upstream, plan, None)
+        assert again.loaded == {} and sorted(again.skipped) == ["alerts", "feedback", "odata", "survey"]
+        async with httpx.AsyncClient(timeout=20) as http:
+            tasks = (await http.get(f"{alerts_url}/v1/tasks", headers=auth)).json()
+            assert len(tasks["items"]) == 1

@@ -15,8 +15,8 @@ from cx_gateway.analytics.projection import EVENT_TYPES, apply_batch, handle
 from cx_gateway.analytics.views import competitor_router, kpi_router
 from cx_gateway.analytics.views import router as analytics_router
 from cx_gateway.console.pages import router as console_pages_router
+from cx_gateway.console.views import LoginRequired, redirect_to_login, static_app
 from cx_gateway.console.views import router as console_router
-from cx_gateway.console.views import static_app
 from cx_gateway.identity.keys import KeyRing, LocalJWTVerifier
 from cx_gateway.identity.secrets import configure_hasher
 from cx_gateway.identity.views import auth_router, platform_router, users_router
@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_problem_extra={prefix: (502, 504) for prefix in UPSTREAM_PREFIXES},
     )
     app.mount("/console/static", static_app, name="console-static")
+    app.add_exception_handler(LoginRequired, redirect_to_login)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

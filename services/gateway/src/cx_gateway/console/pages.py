@@ -26,13 +26,11 @@ from cx_common.errors import Problem
 from cx_gateway.analytics import service as analytics
 from cx_gateway.console.views import (
     RESOLUTION_CODES,
-    LoginRequired,
     _checked,
     _context,
     _render,
     _set_session_cookies,
     _settings,
-    _to_login,
     console_principal,
     csrf_token,
     due_in,
@@ -145,14 +143,18 @@ async def _visible_item(
     return item
 
 
-async def _unit_names(session: AsyncSession, tenant: uuid.UUID, ids: set[str]) -> dict[str, str]:
+def _uuids(values: set[str]) -> list[uuid.UUID]:
     wanted = []
-    for value in ids:
+    for value in values:
         try:
             wanted.append(uuid.UUID(value))
         except (ValueError, TypeError):
             continue
-    if not wanted:
+    return wanted
+
+
+async def _unit_names(session: AsyncSession, tenant: uuid.UUID, ids: set[str]) -> dict[str, str]:
+    if not (wanted := _uuids(ids)):
         return {}
     rows = await session.execute(
         select(OrgUnit.id, OrgUnit.name).where(OrgUnit.tenant_id == tenant, OrgUnit.id.in_(wanted))
@@ -161,13 +163,7 @@ async def _unit_names(session: AsyncSession, tenant: uuid.UUID, ids: set[str]) -
 
 
 async def _user_names(session: AsyncSession, tenant: uuid.UUID, ids: set[str]) -> dict[str, str]:
-    wanted = []
-    for value in ids:
-        try:
-            wanted.append(uuid.UUID(value))
-        except (ValueError, TypeError):
-            continue
-    if not wanted:
+    if not (wanted := _uuids(ids)):
         return {}
     rows = await session.execute(
         select(User.id, User.display_name).where(User.tenant_id == tenant, User.id.in_(wanted))
@@ -221,10 +217,7 @@ def _history(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @router.get("/tickets/{ticket_id}", response_class=HTMLResponse, response_model=None)
 async def ticket_page(request: Request, session: SessionDep, ticket_id: ItemId) -> Response:
-    try:
-        principal, token, pair = await _enter(request, session)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await _enter(request, session)
     _need(principal, "tickets:read")
     ticket = await _visible_item(request, principal, "tickets", "alerts", f"/v1/tickets/{ticket_id}", token)
     comments = await _get(request, "alerts", f"/v1/tickets/{ticket_id}/comments", token)
@@ -271,10 +264,7 @@ async def ticket_comment(
     body: Annotated[str, Form(min_length=1, max_length=20000)],
     internal: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
-    try:
-        principal, token, pair = await _checked(request, session, csrf)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await _checked(request, session, csrf)
     _need(principal, "tickets:write")
     await _visible_item(request, principal, "tickets", "alerts", f"/v1/tickets/{ticket_id}", token)
     ok, detail, _ = await _call(
@@ -299,10 +289,7 @@ async def ticket_transition(
     resolution_code: Annotated[str, Form(max_length=64)] = "",
     note: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
-    try:
-        principal, token, pair = await _checked(request, session, csrf)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await _checked(request, session, csrf)
     _need(principal, "tickets:write")
     await _visible_item(request, principal, "tickets", "alerts", f"/v1/tickets/{ticket_id}", token)
     payload: dict[str, Any] = {"status": status, "version": version}
@@ -319,10 +306,7 @@ async def ticket_transition(
 
 @router.get("/feedback/{item_id}", response_class=HTMLResponse, response_model=None)
 async def feedback_page(request: Request, session: SessionDep, item_id: ItemId) -> Response:
-    try:
-        principal, token, pair = await _enter(request, session)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await _enter(request, session)
     _need(principal, "feedback:read")
     item = await _visible_item(request, principal, "feedback", "ingest", f"/v1/feedback/{item_id}", token)
     analysis = item.get("analysis") if isinstance(item.get("analysis"), dict) else None
@@ -377,10 +361,7 @@ async def survey_create(
     title: Annotated[str, Form(min_length=1, max_length=200)],
     template: Annotated[str, Form(pattern=r"^[a-z_]{1,64}$")],
 ) -> Response:
-    try:
-        principal, token, pair = await _checked(request, session, csrf)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await _checked(request, session, csrf)
     _need(principal, "surveys:write")
     ok, detail, body = await _call(
         request, "survey", "POST", "/v1/surveys", token, {"title": title, "template": template}
@@ -392,10 +373,7 @@ async def survey_create(
 
 @router.get("/surveys/{survey_id}", response_class=HTMLResponse, response_model=None)
 async def survey_page(request: Request, session: SessionDep, survey_id: ItemId) -> Response:
-    try:
-        principal, token, pair = await _enter(request, session)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await _enter(request, session)
     _need(principal, "surveys:read")
     survey = await _get(request, "survey", f"/v1/surveys/{survey_id}", token)
     ctx = _context(request, "surveys", principal)
@@ -448,10 +426,7 @@ async def survey_edit(
     title: Annotated[str, Form(min_length=1, max_length=200)],
     definition: Annotated[str, Form(min_length=2, max_length=200_000)],
 ) -> Response:
-    try:
-        principal, token, pair = await _checked(request, session, csrf)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await _checked(request, session, csrf)
     _need(principal, "surveys:write")
     try:
         parsed = json.loads(definition)
@@ -492,10 +467,7 @@ async def survey_add_question(
     choices: Annotated[str, Form(max_length=20000)] = "",
     required: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
-    try:
-        principal, token, pair = await _checked(request, session, csrf)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await _checked(request, session, csrf)
     _need(principal, "surveys:write")
     back = f"/console/surveys/{survey_id}"
     survey = await _get(request, "survey", f"/v1/surveys/{survey_id}", token)
@@ -520,10 +492,7 @@ async def survey_add_question(
 async def survey_delete_question(
     request: Request, session: SessionDep, survey_id: ItemId, question_id: ItemId, csrf: Csrf
 ) -> Response:
-    try:
-        principal, token, pair = await _checked(request, session, csrf)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await _checked(request, session, csrf)
     _need(principal, "surveys:write")
     survey = await _get(request, "survey", f"/v1/surveys/{survey_id}", token)
     definition = survey.get("definition") or {}
@@ -538,10 +507,7 @@ async def survey_delete_question(
 async def survey_action(request: Request, session: SessionDep, survey_id: ItemId, action: str, csrf: Csrf) -> Response:
     if action not in ("publish", "close"):
         raise Problem(404, f"unknown action {action}")
-    try:
-        principal, token, pair = await _checked(request, session, csrf)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await _checked(request, session, csrf)
     _need(principal, "surveys:write")
     ok, detail, _ = await _call(request, "survey", "POST", f"/v1/surveys/{survey_id}/{action}", token)
     return _back(f"/console/surveys/{survey_id}", ok, detail, pair, request)
@@ -573,10 +539,7 @@ async def codebook_create(
     primary_language: Annotated[str, Form(pattern=r"^(zh-Hans|zh-Hant|en)$")],
     template: Annotated[str, Form(pattern=r"^[a-z_]{0,64}$")] = "",
 ) -> Response:
-    try:
-        principal, token, pair = await _checked(request, session, csrf)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await _checked(request, session, csrf)
     _need(principal, "codebooks:write")
     payload: dict[str, Any] = {"name": name, "primary_language": primary_language}
     if template:
@@ -589,10 +552,7 @@ async def codebook_create(
 
 @router.get("/codebooks/{codebook_id}", response_class=HTMLResponse, response_model=None)
 async def codebook_page(request: Request, session: SessionDep, codebook_id: ItemId) -> Response:
-    try:
-        principal, token, pair = await _enter(request, session)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await _enter(request, session)
     _need(principal, "codebooks:read")
     codebook = await _get(request, "ingest", f"/v1/codebooks/{codebook_id}", token)
     versions = await _get(request, "ingest", f"/v1/codebooks/{codebook_id}/versions", token)
@@ -631,10 +591,7 @@ async def codebook_add_node(
     name_en: Annotated[str, Form(max_length=200)] = "",
     keywords: Annotated[str, Form(max_length=10000)] = "",
 ) -> Response:
-    try:
-        principal, token, pair = await _checked(request, session, csrf)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await _checked(request, session, csrf)
     _need(principal, "codebooks:write")
     payload = {
         "parent_id": parent_id or None,
@@ -657,10 +614,7 @@ async def codebook_edit_node(
     name_en: Annotated[str, Form(max_length=200)] = "",
     keywords: Annotated[str, Form(max_length=10000)] = "",
 ) -> Response:
-    try:
-        principal, token, pair = await _checked(request, session, csrf)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await _checked(request, session, csrf)
     _need(principal, "codebooks:write")
     payload: dict[str, Any] = {}
     if names := _names(name_zh_hans, name_zh_hant, name_en):
@@ -680,10 +634,7 @@ async def codebook_delete_node(
     csrf: Csrf,
     node_id: Annotated[str, Form(pattern=r"^[A-Za-z0-9_\-.]{1,64}$")],
 ) -> Response:
-    try:
-        principal, token, pair = await _checked(request, session, csrf)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await _checked(request, session, csrf)
     _need(principal, "codebooks:write")
     path = f"/v1/codebooks/{codebook_id}/nodes/{node_id}"
     ok, detail, _ = await _call(request, "ingest", "DELETE", path, token)
@@ -698,10 +649,7 @@ async def codebook_publish(
     csrf: Csrf,
     note: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
-    try:
-        principal, token, pair = await _checked(request, session, csrf)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await _checked(request, session, csrf)
     _need(principal, "codebooks:write")
     path = f"/v1/codebooks/{codebook_id}/versions"
     ok, detail, _ = await _call(request, "ingest", "POST", path, token, {"note": note})
@@ -710,10 +658,7 @@ async def codebook_publish(
 
 @router.post("/codebooks/{codebook_id}/activate", response_model=None)
 async def codebook_activate(request: Request, session: SessionDep, codebook_id: ItemId, csrf: Csrf) -> Response:
-    try:
-        principal, token, pair = await _checked(request, session, csrf)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await _checked(request, session, csrf)
     _need(principal, "codebooks:write")
     ok, detail, _ = await _call(request, "ingest", "POST", f"/v1/codebooks/{codebook_id}:activate", token)
     return _back(f"/console/codebooks/{codebook_id}", ok, detail, pair, request)
@@ -742,10 +687,7 @@ async def rule_create(
     description: Annotated[str, Form(max_length=4000)] = "",
     enabled: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
-    try:
-        principal, token, pair = await _checked(request, session, csrf)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await _checked(request, session, csrf)
     _need(principal, "rules:write")
     try:
         parsed = json.loads(definition)
@@ -768,10 +710,7 @@ async def partner_create(
     kind: Annotated[str, Form(pattern=r"^[a-z]{1,32}$")],
     default_channel: Annotated[str, Form(pattern=r"^[a-z]{1,32}$")],
 ) -> Response:
-    try:
-        principal, token, pair = await _checked(request, session, csrf)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await _checked(request, session, csrf)
     _need(principal, "partners:write")
     payload = {"title": title, "kind": kind, "default_channel": default_channel}
     ok, detail, body = await _call(request, "ingest", "POST", "/v1/partners", token, payload)
@@ -809,10 +748,7 @@ async def _partner_page(
 
 @router.get("/partners/{partner_id}", response_class=HTMLResponse, response_model=None)
 async def partner_page(request: Request, session: SessionDep, partner_id: ItemId) -> Response:
-    try:
-        principal, token, pair = await _enter(request, session)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await _enter(request, session)
     return await _partner_page(request, session, principal, token, pair, partner_id)
 
 
@@ -825,10 +761,7 @@ async def partner_key_create(
     name: Annotated[str, Form(max_length=200)] = "",
     expires_in_days: Annotated[str, Form(pattern=r"^\d{0,4}$")] = "",
 ) -> Response:
-    try:
-        principal, token, pair = await _checked(request, session, csrf)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await _checked(request, session, csrf)
     _need(principal, "partners:write")
     payload: dict[str, Any] = {"name": name}
     if expires_in_days:
@@ -844,10 +777,7 @@ async def partner_key_create(
 async def partner_key_revoke(
     request: Request, session: SessionDep, partner_id: ItemId, key_id: ItemId, csrf: Csrf
 ) -> Response:
-    try:
-        principal, token, pair = await _checked(request, session, csrf)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await _checked(request, session, csrf)
     _need(principal, "partners:write")
     path = f"/v1/partners/{partner_id}/keys/{key_id}"
     ok, detail, _ = await _call(request, "ingest", "DELETE", path, token)
@@ -876,10 +806,7 @@ async def org_unit_create(
     code: Annotated[str, Form(min_length=1, max_length=64)],
     kind: Annotated[str, Form(max_length=32)],
 ) -> Response:
-    try:
-        principal, _, pair = await _checked(request, session, csrf)
-    except LoginRequired:
-        return _to_login(request)
+    principal, _, pair = await _checked(request, session, csrf)
     _need(principal, "org:write")
     scope = await org_service.scope_of(session, principal)
     try:
@@ -904,10 +831,7 @@ async def org_user_create(
     org_unit_id: Annotated[uuid.UUID, Form()],
     locale: Annotated[str, Form(max_length=8)] = "zh-Hans",
 ) -> Response:
-    try:
-        principal, _, pair = await _checked(request, session, csrf)
-    except LoginRequired:
-        return _to_login(request)
+    principal, _, pair = await _checked(request, session, csrf)
     _need(principal, "users:write")
     scope = await org_service.scope_of(session, principal)
     try:

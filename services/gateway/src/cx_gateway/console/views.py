@@ -53,7 +53,7 @@ static_app = StaticFiles(directory=str(HERE / "static"))
 
 
 class LoginRequired(Exception):  # noqa: N818 - control flow
-    pass
+    """No valid console session: `redirect_to_login` (registered on the app) sends the browser to the login page."""
 
 
 def _settings(request: Request) -> Settings:
@@ -148,6 +148,10 @@ def _render(
 def _to_login(request: Request) -> RedirectResponse:
     lang = request.query_params.get("lang")
     return RedirectResponse("/console/login" + (f"?lang={lang}" if lang else ""), status_code=303)
+
+
+async def redirect_to_login(request: Request, exc: Exception) -> Response:
+    return _to_login(request)
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -293,10 +297,7 @@ async def dashboard(
         str | None, Query(max_length=400, description="parent aspect path, levels joined by ' > '")
     ] = None,
 ) -> Response:
-    try:
-        principal, token, pair = await console_principal(request, session)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await console_principal(request, session)
     scope = await org_service.scope_of(session, principal)
     if not principal.has("analytics:read"):
         raise Problem(403, "missing scope: analytics:read")
@@ -385,10 +386,7 @@ class ListPage:
 async def org_page(request: Request, session: SessionDep) -> Response:
     from cx_gateway.console.pages import org_form_context
 
-    try:
-        principal, token, pair = await console_principal(request, session)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await console_principal(request, session)
     scope = await org_service.scope_of(session, principal)
     tree = await org_service.tree(session, scope) if principal.has("org:read") else []
     users = None
@@ -467,10 +465,7 @@ async def _checked(request: Request, session: AsyncSession, csrf: str) -> tuple[
 
 @router.get("/api-tokens", response_class=HTMLResponse, response_model=None)
 async def tokens_page(request: Request, session: SessionDep) -> Response:
-    try:
-        principal, token, pair = await console_principal(request, session)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await console_principal(request, session)
     return await _tokens_page(request, session, principal, token, pair)
 
 
@@ -483,10 +478,7 @@ async def tokens_create(
     role: Annotated[str, Form(max_length=16)],
     org_unit_id: Annotated[uuid.UUID, Form()],
 ) -> Response:
-    try:
-        principal, token, pair = await _checked(request, session, csrf)
-    except LoginRequired:
-        return _to_login(request)
+    principal, token, pair = await _checked(request, session, csrf)
     if not principal.has("tokens:write") or principal.claims.get("api_token_id"):
         raise Problem(403, "missing scope: tokens:write")
     scope = await org_service.scope_of(session, principal)
@@ -505,10 +497,7 @@ async def tokens_create(
 async def tokens_revoke(
     request: Request, session: SessionDep, token_id: uuid.UUID, csrf: Annotated[str, Form(max_length=64)]
 ) -> Response:
-    try:
-        principal, _, pair = await _checked(request, session, csrf)
-    except LoginRequired:
-        return _to_login(request)
+    principal, _, pair = await _checked(request, session, csrf)
     if not principal.has("tokens:write"):
         raise Problem(403, "missing scope: tokens:write")
     await identity.revoke_api_token(session, await org_service.scope_of(session, principal), token_id)
@@ -679,10 +668,7 @@ def _make_list_page(page: str):  # type: ignore[no-untyped-def]
     async def list_page(
         request: Request, session: SessionDep, cursor: Annotated[str | None, Query(max_length=500)] = None
     ) -> Response:
-        try:
-            principal, token, pair = await console_principal(request, session)
-        except LoginRequired:
-            return _to_login(request)
+        principal, token, pair = await console_principal(request, session)
         if spec.read_scope and not principal.has(spec.read_scope):
             raise Problem(403, f"missing scope: {spec.read_scope}")
         caller = await caller_units(request, principal)
@@ -763,10 +749,7 @@ def _make_action(page: str):  # type: ignore[no-untyped-def]
         resolution_code: Annotated[str, Form(max_length=64)] = "",
         version: Annotated[int | None, Form(ge=0, le=2**31)] = None,
     ) -> Response:
-        try:
-            principal, token, pair = await console_principal(request, session)
-        except LoginRequired:
-            return _to_login(request)
+        principal, token, pair = await console_principal(request, session)
         if action not in names:
             raise Problem(404, f"unknown action {action}")
         if not hmac.compare_digest(csrf, csrf_token(request, token)) and (
