@@ -88,6 +88,37 @@ async def emit(session: AsyncSession, ctx: Ctx, ticket: Ticket, event_type: str)
     await ctx.emit(session, ticket.tenant_id, event_type, to_event(ticket))
 
 
+async def _record_change(
+    session: AsyncSession,
+    ctx: Ctx,
+    ticket: Ticket,
+    actor: audit.Actor,
+    action: str,
+    *,
+    before: dict[str, Any] | None = None,
+    details: dict[str, Any] | None = None,
+    with_snapshot: bool = True,
+    event: str | None = "ticket.updated",
+) -> None:
+    """Bump the ticket's version, audit the change (the ticket as it now is, plus `details`) and emit `event`, all in
+    the caller's transaction."""
+    ticket.version += 1
+    await session.flush()
+    after = {**snapshot(ticket), **(details or {})} if with_snapshot else details
+    await audit.record(
+        session,
+        ticket.tenant_id,
+        actor,
+        entity_type="ticket",
+        entity_id=ticket.id,
+        action=action,
+        before=before,
+        after=after,
+    )
+    if event:
+        await emit(session, ctx, ticket, event)
+
+
 def visible_to(principal: Principal, ticket: Ticket) -> bool:
     return principal.org_unit_id is None or principal.org_unit_id in ticket.org_path
 
@@ -300,7 +331,6 @@ async def transition(
         ticket.resolution_breached = False
         sla.add_timer(session, ticket.tenant_id, ticket.id, "resolution", ticket.resolution_due)
     ticket.status = to
-    ticket.version += 1
     if note:
         session.add(
             TicketComment(
@@ -312,18 +342,7 @@ async def transition(
                 internal=True,
             )
         )
-    await session.flush()
-    await audit.record(
-        session,
-        ticket.tenant_id,
-        actor,
-        entity_type="ticket",
-        entity_id=ticket.id,
-        action=f"status:{to}",
-        before=before,
-        after=snapshot(ticket),
-    )
-    await emit(session, ctx, ticket, event_type)
+    await _record_change(session, ctx, ticket, actor, f"status:{to}", before=before, event=event_type)
     return ticket
 
 
@@ -374,19 +393,7 @@ async def edit(
     if "priority" in changes and changes["priority"] != ticket.priority:
         ticket.priority = changes["priority"]
         await _arm(session, ctx, ticket, first=ticket.first_responded_at is None, resolution=ticket.resolved_at is None)
-    ticket.version += 1
-    await session.flush()
-    await audit.record(
-        session,
-        ticket.tenant_id,
-        actor,
-        entity_type="ticket",
-        entity_id=ticket.id,
-        action="updated",
-        before=before,
-        after=snapshot(ticket),
-    )
-    await emit(session, ctx, ticket, "ticket.updated")
+    await _record_change(session, ctx, ticket, actor, "updated", before=before)
     return ticket
 
 
@@ -404,16 +411,15 @@ async def add_comment(
     session.add(comment)
     if not internal:
         await _mark_responded(session, ctx, ticket)
-    ticket.version += 1
-    await session.flush()
-    await audit.record(
+    await _record_change(
         session,
-        ticket.tenant_id,
+        ctx,
+        ticket,
         actor,
-        entity_type="ticket",
-        entity_id=ticket.id,
-        action="internal_note" if internal else "comment",
-        after={"comment_id": str(comment.id), "body": body},
+        "internal_note" if internal else "comment",
+        details={"comment_id": str(comment.id), "body": body},
+        with_snapshot=False,
+        event=None,
     )
     await notifications.notify(
         session,
@@ -507,16 +513,13 @@ async def record_contact(
     )
     session.add(contact)
     await _mark_responded(session, ctx, ticket)
-    ticket.version += 1
-    await session.flush()
-    await audit.record(
+    await _record_change(
         session,
-        ticket.tenant_id,
+        ctx,
+        ticket,
         actor,
-        entity_type="ticket",
-        entity_id=ticket.id,
-        action="customer_contact",
-        after={
+        "customer_contact",
+        details={
             "contact_id": str(contact.id),
             "method": method,
             "outcome": outcome,
@@ -524,8 +527,8 @@ async def record_contact(
             "follow_up_survey": follow_up_survey,
             "follow_up_distribution_id": str(follow_up_distribution_id) if follow_up_distribution_id else None,
         },
+        with_snapshot=False,
     )
-    await emit(session, ctx, ticket, "ticket.updated")
     if follow_up_survey:
         await ctx.emit(session, ticket.tenant_id, FOLLOW_UP_EVENT, follow_up_event(ticket, contact, ctx.now()))
     return contact
@@ -649,19 +652,9 @@ async def attach_alert(
     if PRIORITY_RANK[priority] < PRIORITY_RANK[ticket.priority]:
         ticket.priority = priority
         await _arm(session, ctx, ticket, first=ticket.first_responded_at is None, resolution=ticket.resolved_at is None)
-    ticket.version += 1
-    await session.flush()
-    await audit.record(
-        session,
-        ticket.tenant_id,
-        actor,
-        entity_type="ticket",
-        entity_id=ticket.id,
-        action="alert_grouped",
-        before=before,
-        after={**snapshot(ticket), "alert_id": str(alert_id)},
+    await _record_change(
+        session, ctx, ticket, actor, "alert_grouped", before=before, details={"alert_id": str(alert_id)}
     )
-    await emit(session, ctx, ticket, "ticket.updated")
 
 
 async def on_timer(session: AsyncSession, ctx: Ctx, timer: SlaTimer, ticket: Ticket) -> str:
@@ -683,20 +676,8 @@ async def escalate(session: AsyncSession, ctx: Ctx, ticket: Ticket, reason: str,
     now = ctx.now()
     current = await org.get_unit(session, ticket.tenant_id, ticket.assigned_org_unit_id)
     parent = await org.get_unit(session, ticket.tenant_id, current.parent_id if current else None)
-    ticket.version += 1
     if parent is None:
-        await session.flush()
-        await audit.record(
-            session,
-            ticket.tenant_id,
-            audit.SYSTEM_SLA,
-            entity_type="ticket",
-            entity_id=ticket.id,
-            action=f"sla_breached:{reason}",
-            before=before,
-            after=snapshot(ticket),
-        )
-        await emit(session, ctx, ticket, "ticket.updated")
+        await _record_change(session, ctx, ticket, audit.SYSTEM_SLA, f"sla_breached:{reason}", before=before)
         await notifications.notify(
             session,
             ticket.tenant_id,
@@ -724,18 +705,16 @@ async def escalate(session: AsyncSession, ctx: Ctx, ticket: Ticket, reason: str,
     sla.add_timer(
         session, ticket.tenant_id, ticket.id, "escalation", next_due, level=ticket.escalation_level, reason=reason
     )
-    await session.flush()
-    await audit.record(
+    await _record_change(
         session,
-        ticket.tenant_id,
+        ctx,
+        ticket,
         audit.SYSTEM_SLA,
-        entity_type="ticket",
-        entity_id=ticket.id,
-        action="escalated",
+        "escalated",
         before=before,
-        after={**snapshot(ticket), "reason": reason, "next_deadline": next_due},
+        details={"reason": reason, "next_deadline": next_due},
+        event="ticket.escalated",
     )
-    await emit(session, ctx, ticket, "ticket.escalated")
     await notifications.notify(
         session,
         ticket.tenant_id,
