@@ -50,7 +50,7 @@ class FeedbackIn(BaseModel):
 
     @model_validator(mode="after")
     def _has_content(self) -> "FeedbackIn":
-        if not (self.text and self.text.strip()) and not self.turns:
+        if (not self.text or self.text.isspace()) and not self.turns:  # isspace: no stripped copy of the text
             raise ValueError("text or turns is required")
         return self
 

@@ -15,15 +15,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cx.events.v1 import events_pb2
 from cx_common.db import new_id, utcnow
 from cx_common.pagination import decode_cursor, encode_cursor
-from cx_ingest.feedback import upsert
+from cx_ingest.feedback import received, upsert
 from cx_ingest.feedback.models import FeedbackItem, ImportBatch, ImportError_
-from cx_ingest.feedback.records import Source, build_row, row_context
+from cx_ingest.feedback.records import Source, build_row
 from cx_ingest.feedback.schemas import RESULTS_JSON, FeedbackIn, RecordResult
-from cx_ingest.outbox_bulk import add_events
+from cx_ingest.outbox_bulk import Encoded, add_events
 from cx_ingest.pg import Db, Sql
 from cx_ingest.privacy.service import load_privacy
 
 SOURCE = "ingest"
+_RECEIVED = events_pb2.FeedbackReceived.DESCRIPTOR.full_name
 CHUNK = 500  # rows per upsert statement
 
 
@@ -52,37 +53,41 @@ async def store_feedback(
         rows.append((index, item.external_id, build_row(source, item, privacy, now)))
 
     changed: dict[str, tuple[uuid.UUID, bool]] = {}
+    existing: dict[str, uuid.UUID] = {}
     for start in range(0, len(rows), CHUNK):
-        chunk = [row for _, _, row in rows[start : start + CHUNK]]
-        changed.update(
-            await upsert.upsert(
-                db,
-                tenant_id=source.tenant_id,
-                source_key=source.source_key,
-                partner_id=source.partner_id,
-                rows=chunk,
+        written, unchanged = await upsert.upsert(
+            db,
+            tenant_id=source.tenant_id,
+            source_key=source.source_key,
+            partner_id=source.partner_id,
+            rows=[row for _, _, row in rows[start : start + CHUNK]],
+        )
+        changed.update(written)
+        existing.update(unchanged)
+    if missing := [ext for _, ext, _ in rows if ext not in changed and ext not in existing]:
+        # Neither written nor in the upsert's snapshot: a concurrent request stored the same record after that
+        # snapshot was taken (the conflict found its row). Look again.
+        existing.update(
+            await upsert.existing_ids(
+                db, tenant_id=source.tenant_id, source_key=source.source_key, external_ids=missing
             )
         )
-    existing = await upsert.existing_ids(
-        db,
-        tenant_id=source.tenant_id,
-        source_key=source.source_key,
-        external_ids=[ext for _, ext, _ in rows if ext not in changed],
-    )
-    events: list[tuple[uuid.UUID, str, Any]] = []
-    partner_id = str(source.partner_id) if source.partner_id else ""
+    events: list[tuple[uuid.UUID, str, Encoded]] = []
+    partner_id = received.partner_field(str(source.partner_id) if source.partner_id else "")
     for index, ext, row in rows:
         if ext in changed:
             row_id, inserted = changed[ext]
             results[index] = RecordResult(
                 index=index, external_id=ext, status="accepted", id=row_id, action="created" if inserted else "updated"
             )
-            payload = events_pb2.FeedbackReceived(
-                context=row_context(row, row_id, partner_id),
+            payload = received.feedback_received(
+                row,
+                row_id,
+                partner_id,
                 is_conversation=bool(row["turn_texts"]),
                 text_length=len(row["text"]) + sum(len(t) for t in row["turn_texts"]),
             )
-            events.append((source.tenant_id, "feedback.received", payload))
+            events.append((source.tenant_id, "feedback.received", Encoded(_RECEIVED, payload)))
         else:
             results[index] = RecordResult(
                 index=index,

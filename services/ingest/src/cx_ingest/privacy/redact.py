@@ -79,6 +79,7 @@ BUILTIN: tuple[Detector, ...] = (
     Detector("phone", "[PHONE]", CN_LANDLINE, min_digits=10),
 )
 _DIGIT = re.compile(r"\d")
+_MIN_DIGITS = min(det.min_digits for det in BUILTIN if det.min_digits)
 # Every character a digit detector's pattern can match is in this class, so each of their matches lies inside one
 # maximal run of such characters (8 = the shortest possible match). The patterns are tried only on those runs —
 # `finditer(text, start, end + 1)`: lookbehinds still see the character before the run, lookaheads the one after it —
@@ -148,8 +149,14 @@ class Redactor:
 
     def redact(self, text: str) -> Redaction:
         counts: dict[str, int] = {}
-        out = text
+        return Redaction(self.redact_into(text, counts), counts)
+
+    def redact_into(self, text: str, counts: dict[str, int]) -> str:
+        """The redacted text; adds what was found to `counts` (by detector name)."""
         digits = len(_DIGIT.findall(text))  # redaction only removes digits: a bound for every later step too
+        if digits < _MIN_DIGITS and "@" not in text and not self.custom:
+            return text  # most feedback: no "@" and fewer digits than the shortest number detector needs
+        out = text
         runs: list[tuple[int, int, int]] | None = None  # (start, end, digits) of the candidate runs of `out`
         for det in BUILTIN:
             if digits < det.min_digits or (det.needs_char and det.needs_char not in out):
@@ -171,7 +178,7 @@ class Redactor:
                 out, n = f"[{cp.name.upper()}_TIMEOUT]", 1
             if n:
                 counts[cp.name] = counts.get(cp.name, 0) + n
-        return Redaction(out, counts)
+        return out
 
     @staticmethod
     def _replace(det: Detector, text: str, spans: list[tuple[int, int]], counts: dict[str, int]) -> str:
