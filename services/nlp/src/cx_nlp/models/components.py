@@ -16,7 +16,7 @@ import numpy as np
 
 from cx_nlp.models.enlex import SCORE_FEATURES, EnLexicon, score_features
 from cx_nlp.models.rules import lexicon_sentiment
-from cx_nlp.models.text import en_words, is_han, normalize, stable_hash
+from cx_nlp.models.text import blank_han, en_words, han_count, has_han, is_han, normalize, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -217,14 +217,14 @@ class ConcatEncoder:
 def _non_han(text: str) -> str:
     """The text with Han characters taken out (what an English encoder can read); the text itself if nothing
     else is left."""
-    if not any(is_han(ch) for ch in text):
+    if not has_han(text):
         return text
-    rest = " ".join("".join(" " if is_han(ch) else ch for ch in text).split())
+    rest = " ".join(blank_han(text).split())
     return rest if any(ch.isalnum() for ch in rest) else text
 
 
 def _han_share(text: str) -> float:
-    han = sum(is_han(ch) for ch in text)
+    han = han_count(text)
     latin_words = len(en_words(text))
     if han + latin_words == 0:
         return 0.5
