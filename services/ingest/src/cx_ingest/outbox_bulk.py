@@ -17,13 +17,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import uuid_utils
 from google.protobuf.message import Message
 
 from cx.events.v1 import events_pb2
 from cx_common.context import current_trace_id
 from cx_common.events import subject_for
 from cx_common.events.outbox import OUTBOX_CHANNEL
-from cx_common.ids import uuid7
 from cx_ingest.pg import Db, Sql
 
 _INSERT = Sql(
@@ -41,7 +41,8 @@ _INSERT_ONE_GROUP = Sql(
     " INSERT INTO outbox (event_id, subject, event_type, tenant_id, payload, trace_id)"
     " SELECT e.event_id, CAST(:subject AS text), CAST(:event_type AS text), CAST(:tenant_id AS text), e.payload,"
     " CAST(:trace_id AS text)"
-    " FROM unnest(CAST(:event_ids AS uuid[]), CAST(:payloads AS bytea[])) WITH ORDINALITY AS e(event_id, payload, n)"
+    " FROM unnest(CAST(string_to_array(CAST(:event_ids AS text), ',') AS uuid[]), CAST(:payloads AS bytea[]))"
+    " WITH ORDINALITY AS e(event_id, payload, n)"
     " ORDER BY e.n RETURNING 1)"
     f" SELECT pg_notify('{OUTBOX_CHANNEL}', '') FROM (SELECT count(*) AS n FROM staged) AS c WHERE c.n > 0"
 )
@@ -87,8 +88,8 @@ def _type_name(payload: Payload) -> str:
 
 def encode_envelopes(
     tenant_id: uuid.UUID | str, event_type: str, payloads: Sequence[Payload], *, source: str, trace_id: str
-) -> list[tuple[uuid.UUID, bytes]]:
-    """(event id, serialised `Envelope`) for each payload (all of one message type); all share tenant, type,
+) -> list[tuple[str, bytes]]:
+    """(event id as text, serialised `Envelope`) for each payload (all of one message type); all share tenant, type,
     source, trace and time."""
     if not payloads:
         return []
@@ -103,13 +104,10 @@ def encode_envelopes(
     head: bytes = shared.SerializeToString()
     out = []
     for payload in payloads:
-        event_id = uuid7()
+        event_id = str(uuid_utils.uuid7())  # UUIDv7 like cx_common.ids.uuid7, formatted natively
         body: bytes = payload.data if isinstance(payload, Encoded) else payload.SerializeToString()
         out.append(
-            (
-                event_id,
-                b"".join((head, _EVENT_ID_TAG, _ID_LENGTH, str(event_id).encode(), tag, _varint(len(body)), body)),
-            )
+            (event_id, b"".join((head, _EVENT_ID_TAG, _ID_LENGTH, event_id.encode(), tag, _varint(len(body)), body)))
         )
     return out
 
@@ -137,7 +135,7 @@ async def add_events(
             event_type=event_type,
             tenant_id=tenant_id,
             trace_id=trace_id,
-            event_ids=[event_id for event_id, _ in encoded],
+            event_ids=",".join(event_id for event_id, _ in encoded),  # one text: see ROW_COLUMNS in feedback.upsert
             payloads=[envelope for _, envelope in encoded],
         )
         return len(encoded)

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any
 
+import uuid_utils
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import to_json
 
 from cx.events.v1 import events_pb2
-from cx_common.db import new_id
 from cx_ingest.feedback.models import FeedbackItem
 from cx_ingest.feedback.schemas import BatchIn, FeedbackIn, FieldError, RecordResult
 from cx_ingest.partners.mapping import FieldMapping, apply_mapping
@@ -116,7 +116,7 @@ def build_row(source: Source, item: FeedbackIn, privacy: TenantPrivacy, now: dt.
         agent_id = agent_id or next((t.agent_id for t in item.turns if t.agent_id), None) or ""
     survey = source.source_key == "survey"
     return {
-        "id": new_id(),
+        "id": str(uuid_utils.uuid7()),  # as text (see upsert.ROW_COLUMNS); uuid_utils formats it natively
         "external_id": item.external_id,
         "channel": item.channel or source.default_channel,
         "touchpoint_id": item.touchpoint_id or "",
