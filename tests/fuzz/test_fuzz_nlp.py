@@ -36,11 +36,5 @@ async def test_fuzz_nlp_http_no_server_errors(cx_nlp_http: str, tmp_path: Path) 
     await fuzz(cx_nlp_http, tmp_path, ("not_a_server_error",))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nlp bug: every 400 of the BentoML HTTP API (invalid input on /analyze, /embed, /cluster, /info, "
-    "/register_codebook) answers `detail` as a list of pydantic errors while its /docs.json documents `detail` as a "
-    "string (and it is not problem+json naming the field)",
-)
 async def test_fuzz_nlp_http_answers_match_their_schema(cx_nlp_http: str, tmp_path: Path) -> None:
     await fuzz(cx_nlp_http, tmp_path, ("response_schema_conformance",), examples=2)

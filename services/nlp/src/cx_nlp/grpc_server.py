@@ -485,7 +485,7 @@ def _error_detail(body: bytes, reason: str | None) -> str:
     except ValueError:
         return body.decode("utf-8", "replace").strip()[:300] or (reason or "")
     if isinstance(parsed, dict):
-        return str(parsed.get("error") or parsed.get("detail") or parsed)[:300]
+        return str(parsed.get("detail") or parsed.get("error") or parsed)[:300]
     return str(parsed)[:300]
 
 

@@ -19,6 +19,7 @@ import structlog
 from pydantic import BaseModel, Field, model_validator
 
 from cx_nlp.codebooks import LruCache, fingerprint, to_specs, validate_nodes
+from cx_nlp.http_problems import ProblemJsonMiddleware
 from cx_nlp.metrics import WorkerMetrics
 from cx_nlp.models.api import TASKS, CompiledCodebook, Pipeline
 from cx_nlp.runtime import load_configured_pipeline, warm_up
@@ -252,3 +253,6 @@ class NlpModel:
             "workers": WORKERS,
             "codebooks_cached": len(self.codebooks),
         }
+
+
+NlpModel.add_asgi_middleware(ProblemJsonMiddleware)  # type: ignore[attr-defined]  # bentoml.service wraps the class
