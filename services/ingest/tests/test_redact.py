@@ -2,6 +2,7 @@
 whole text with each built-in pattern in turn finds; the prefilters never skip a text that holds PII."""
 
 import random
+import re
 
 from cx_ingest.privacy import redact
 from cx_ingest.privacy.redact import BUILTIN, Redactor
@@ -103,3 +104,23 @@ def test_known_pii_and_lookalikes():
     assert (got.text, got.counts) == reference(text)
     plain = "没有任何号码的反馈：等了三天，客服态度很差。"
     assert redactor.redact(plain).text == plain
+
+
+def test_digit_count_equals_the_regex_count_for_every_digit_of_every_script():
+    digits = [chr(c) for c in range(0x110000) if chr(c).isdecimal()]
+    assert all(redact._MAYBE_NON_ASCII_DIGIT.match(d) for d in digits if not d.isascii())
+    rng = random.Random(5)
+    pieces = [*FRAGMENTS, *digits, "〇", "一二三", "，", "é", "²", "½", "Ⅻ"]
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 20)))
+        assert redact.digit_count(text) == len(re.findall(r"\d", text)), text
+
+
+def test_number_runs_are_the_run_pattern_matches_with_enough_digits():
+    rng = random.Random(9)
+    for _ in range(4000):
+        text = "".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(1, 14)))
+        want = [
+            (m.start(), m.end(), n) for m in redact._RUN.finditer(text) if (n := len(re.findall(r"\d", m.group()))) >= 8
+        ]
+        assert redact._number_runs(text) == want, text

@@ -79,12 +79,56 @@ BUILTIN: tuple[Detector, ...] = (
     Detector("phone", "[PHONE]", CN_LANDLINE, min_digits=10),
 )
 _DIGIT = re.compile(r"\d")
+# Every non-ASCII character that `\d` matches (Unicode category Nd) lies in these ranges; CJK ideographs, CJK and
+# fullwidth punctuation do not (tests/test_redact.py checks the first against every code point).
+_MAYBE_NON_ASCII_DIGIT = re.compile("[\u0660-\u2fff\ua000-\ufeff\uff10-\uff19\U00010000-\U0010ffff]")
+_ASCII_DIGITS = b"0123456789"
+
+
+def digit_count(text: str) -> int:
+    r"""`len(re.findall(r"\d", text))`, ~5x faster on ASCII text and ~1.5x on Chinese: when no character can be a
+    non-ASCII digit, the ASCII digits are counted in the UTF-8 bytes (multi-byte sequences hold no ASCII byte)."""
+    if text.isascii() or _MAYBE_NON_ASCII_DIGIT.search(text) is None:
+        data = text.encode()
+        return len(data) - len(data.translate(None, _ASCII_DIGITS))
+    return len(_DIGIT.findall(text))
+
+
 _MIN_DIGITS = min(det.min_digits for det in BUILTIN if det.min_digits)
 # Every character a digit detector's pattern can match is in this class, so each of their matches lies inside one
 # maximal run of such characters (8 = the shortest possible match). The patterns are tried only on those runs —
 # `finditer(text, start, end + 1)`: lookbehinds still see the character before the run, lookaheads the one after it —
 # which finds exactly the matches of a scan of the whole text, at a fraction of the cost on long feedback.
 _RUN = re.compile(r"[\d\s+\-.()xX]{8,}")
+
+
+_RUN_PUNCTUATION = frozenset("+-.()xX")
+
+
+def _in_run(ch: str) -> bool:
+    """`ch` is in `_RUN`'s class (`\\s` and `\\d` are str.isspace and str.isdecimal for str patterns)."""
+    return ch in _RUN_PUNCTUATION or ch.isspace() or ch.isdecimal()
+
+
+def _number_runs(text: str) -> list[tuple[int, int, int]]:
+    """(start, end, digits) of the maximal runs of `_RUN`'s class that hold at least `_MIN_DIGITS` digits: the
+    runs `_RUN.finditer` finds that a number detector can use. Grown outwards from each digit, so the text is
+    scanned only for digits (`_RUN` tried every space of an English text: ~13 us per text)."""
+    runs = []
+    end = 0
+    size = len(text)
+    for match in _DIGIT.finditer(text):
+        start = match.start()
+        if start < end:
+            continue  # inside the run found last
+        while start > end and _in_run(text[start - 1]):
+            start -= 1
+        end = match.end()
+        while end < size and _in_run(text[end]):
+            end += 1
+        if (digits := digit_count(text[start:end])) >= _MIN_DIGITS:
+            runs.append((start, end, digits))
+    return runs
 
 
 @dataclass(frozen=True)
@@ -153,7 +197,7 @@ class Redactor:
 
     def redact_into(self, text: str, counts: dict[str, int]) -> str:
         """The redacted text; adds what was found to `counts` (by detector name)."""
-        digits = len(_DIGIT.findall(text))  # redaction only removes digits: a bound for every later step too
+        digits = digit_count(text)  # redaction only removes digits: a bound for every later step too
         if digits < _MIN_DIGITS and "@" not in text and not self.custom:
             return text  # most feedback: no "@" and fewer digits than the shortest number detector needs
         out = text
@@ -165,7 +209,7 @@ class Redactor:
                 replaced = self._replace(det, out, _email_windows(out), counts)
             else:
                 if runs is None:
-                    runs = [(m.start(), m.end(), len(_DIGIT.findall(m.group()))) for m in _RUN.finditer(out)]
+                    runs = _number_runs(out)
                 spans = [(start, end + 1) for start, end, n in runs if n >= det.min_digits]
                 replaced = self._replace(det, out, spans, counts) if spans else out
             if replaced is not out:
