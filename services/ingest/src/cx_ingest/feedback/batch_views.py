@@ -71,7 +71,9 @@ async def feedback_batch(
         raise body_problem(exc) from exc
 
     async def handle(db: pg.Db) -> str:
-        stored = await service.store_feedback(db, source, valid, subject_prefix=settings.events_subject_prefix)
+        stored = await service.store_feedback(
+            db, source, valid, subject_prefix=settings.events_subject_prefix, privacy=caller.privacy
+        )
         ordered = [stored.get(i) or results[i] for i in range(total)]
         return await service.record_import(db, caller.tenant_id, caller.partner_id, "feedback", ordered)
 

@@ -21,7 +21,7 @@ from cx_ingest.feedback.records import Source, build_row
 from cx_ingest.feedback.schemas import RESULTS_JSON, FeedbackIn, RecordResult
 from cx_ingest.outbox_bulk import Encoded, add_events
 from cx_ingest.pg import Db, Sql
-from cx_ingest.privacy.service import load_privacy
+from cx_ingest.privacy.service import TenantPrivacy, load_privacy
 
 SOURCE = "ingest"
 _RECEIVED = events_pb2.FeedbackReceived.DESCRIPTOR.full_name
@@ -29,14 +29,21 @@ CHUNK = 500  # rows per upsert statement
 
 
 async def store_feedback(
-    db: Db, source: Source, valid: Sequence[tuple[int, FeedbackIn]], *, subject_prefix: str
+    db: Db,
+    source: Source,
+    valid: Sequence[tuple[int, FeedbackIn]],
+    *,
+    subject_prefix: str,
+    privacy: TenantPrivacy | None = None,
 ) -> dict[int, RecordResult]:
     """Upsert by (tenant, source, external_id): new -> created, changed content -> updated (re-analysed),
-    identical content -> duplicate. Emits feedback.received for created and updated items."""
+    identical content -> duplicate. Emits feedback.received for created and updated items. `privacy`: the tenant's
+    PII settings when the caller has them already (read here otherwise)."""
     results: dict[int, RecordResult] = {}
     if not valid:
         return results
-    privacy = await load_privacy(db, source.tenant_id)
+    if privacy is None:
+        privacy = await load_privacy(db, source.tenant_id)
     now = utcnow()
     first_index: dict[str, int] = {}
     rows: list[tuple[int, str, dict[str, Any]]] = []

@@ -16,6 +16,7 @@ from cx_ingest.partners import apikeys
 from cx_ingest.partners.mapping import FieldMapping
 from cx_ingest.partners.ratelimit import RateLimiter, retry_after_header
 from cx_ingest.pg import ConnDb, Db, Sql, pg_pool, unavailable_as_503
+from cx_ingest.privacy.service import TenantPrivacy, privacy_of
 
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 
@@ -28,6 +29,7 @@ class PartnerCaller:
     default_channel: str
     default_language: str
     mapping: FieldMapping | None
+    privacy: TenantPrivacy  # the tenant's PII settings, read with the key (one query per request, not two)
 
 
 def _unauthorized(detail: str) -> Problem:
@@ -48,7 +50,9 @@ def _presented_key(request: Request) -> str:
 _FIND = Sql(
     "SELECT k.id, k.key_hash, k.revoked_at, k.expires_at, k.last_used_at, p.id, p.tenant_id, p.status, "
     "p.rate_limit_per_minute, p.rate_limit_burst, p.default_channel, p.default_language, "
-    "CAST(p.field_mapping AS text) FROM api_keys k JOIN partners p ON p.id = k.partner_id "
+    "CAST(p.field_mapping AS text), ps.keep_raw, CAST(ps.custom_patterns AS text) "
+    "FROM api_keys k JOIN partners p ON p.id = k.partner_id "
+    "LEFT JOIN privacy_settings ps ON ps.tenant_id = p.tenant_id "
     "WHERE k.prefix = CAST(:prefix AS text)"
 )
 _TOUCH = Sql("UPDATE api_keys SET last_used_at = CAST(:now AS timestamptz) WHERE id = CAST(:id AS uuid)")
@@ -66,7 +70,7 @@ async def authenticate(db: Db, key: str, limiter: RateLimiter) -> PartnerCaller:
     if not rows or not apikeys.matches(key, rows[0][1]):
         raise _unauthorized("invalid API key")
     key_id, _, revoked_at, expires_at, last_used_at, partner_id, tenant_id, status, per_minute, burst = rows[0][:10]
-    default_channel, default_language, mapping = rows[0][10:]
+    default_channel, default_language, mapping, keep_raw, patterns = rows[0][10:]
     now = utcnow()
     if revoked_at is not None:
         raise _unauthorized("API key revoked")
@@ -90,6 +94,7 @@ async def authenticate(db: Db, key: str, limiter: RateLimiter) -> PartnerCaller:
         default_channel=default_channel,
         default_language=default_language,
         mapping=_mapping(mapping) if mapping and mapping != "null" else None,
+        privacy=privacy_of(keep_raw, patterns),
     )
 
 

@@ -50,12 +50,16 @@ def _redactor(patterns_json: str) -> Redactor:
     return Redactor(compile_custom(json.loads(patterns_json)))
 
 
+def privacy_of(keep_raw: bool | None, patterns_json: str | None) -> TenantPrivacy:
+    """The settings of a `privacy_settings` row (`keep_raw`, `custom_patterns` as JSON text); None: no row."""
+    if keep_raw is None:
+        return DEFAULT
+    return TenantPrivacy(keep_raw=bool(keep_raw), redactor=_redactor(patterns_json or "[]"))
+
+
 async def load_privacy(db: Db, tenant_id: uuid.UUID) -> TenantPrivacy:
     rows = await db.fetch(_LOAD, tenant_id=tenant_id)
-    if not rows:
-        return DEFAULT
-    keep_raw, patterns = rows[0]
-    return TenantPrivacy(keep_raw=bool(keep_raw), redactor=_redactor(patterns or "[]"))
+    return privacy_of(*rows[0]) if rows else DEFAULT
 
 
 async def load(session: AsyncSession, tenant_id: uuid.UUID) -> TenantPrivacy:
