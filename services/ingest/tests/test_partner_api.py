@@ -404,3 +404,33 @@ async def test_batch_whose_connection_dies_mid_request_answers_503(ingest):
     assert replay.content == again.content
     rows = await ingest.sql("SELECT external_id, text, revision FROM feedback_items ORDER BY external_id")
     assert [(r["external_id"], r["text"], r["revision"]) for r in rows] == [("r0", "第二版", 2), ("r1", "新的", 1)]
+
+
+async def test_batch_notifies_the_outbox_relay_only_when_it_stages_events(ingest):
+    """The events, the imports row and the Idempotency-Key go in with one statement; its NOTIFY wakes the relay on
+    commit, and a batch that stages no event (all duplicates) sends none."""
+    tenant = uuid.uuid4()
+    _, key = await ingest.partner(tenant)
+    listener = await asyncpg.connect(ingest.db.admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+    notified: asyncio.Queue[str] = asyncio.Queue()
+    await listener.add_listener("cx_outbox", lambda *args: notified.put_nowait(args[2]))
+    try:
+        items = [{"external_id": "n1", "text": "送货很快"}, {"external_id": "n2", "text": "包装破损"}]
+        headers = {**ingest.key(key), "Idempotency-Key": "notify-1"}
+        first = await ingest.client.post("/v1/feedback:batch", json={"items": items}, headers=headers)
+        assert first.status_code == 200, first.text
+        await asyncio.wait_for(notified.get(), timeout=5)
+        assert len(await outbox_events(ingest, "feedback.received")) == 2
+        stored = await ingest.sql("SELECT response FROM idempotency_keys WHERE key = 'notify-1'")
+        assert [r["response"] for r in stored] == [first.text]
+
+        again = await ingest.client.post(
+            "/v1/feedback:batch", json={"items": items}, headers={**ingest.key(key), "Idempotency-Key": "notify-2"}
+        )
+        assert [r["status"] for r in again.json()["results"]] == ["duplicate", "duplicate"]
+        imports = await ingest.sql("SELECT id FROM imports WHERE id = $1", uuid.UUID(again.json()["import_id"]))
+        assert len(imports) == 1
+        await asyncio.sleep(0.3)
+        assert notified.empty()
+    finally:
+        await listener.close()

@@ -16,6 +16,7 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import uuid_utils
 from google.protobuf.message import Message
@@ -35,17 +36,21 @@ _INSERT = Sql(
     f" SELECT pg_notify('{OUTBOX_CHANNEL}', '') FROM (SELECT count(*) AS n FROM staged) AS c WHERE c.n > 0"
 )
 # The usual call: every event of one tenant and type. The shared values go once, not once per event (each array
-# element costs asyncpg's encoder a few isinstance checks).
-_INSERT_ONE_GROUP = Sql(
-    "WITH staged AS ("  # noqa: S608 - constant
+# element costs asyncpg's encoder a few isinstance checks). `STAGE_ONE_GROUP` (a data-modifying CTE named
+# `staged`, followed by `NOTIFY_IF_STAGED`) is also a part of bigger statements (`feedback.service.finish_batch`).
+STAGE_ONE_GROUP = (
+    "staged AS ("
     " INSERT INTO outbox (event_id, subject, event_type, tenant_id, payload, trace_id)"
-    " SELECT e.event_id, CAST(:subject AS text), CAST(:event_type AS text), CAST(:tenant_id AS text), e.payload,"
+    " SELECT e.event_id, CAST(:subject AS text), CAST(:event_type AS text), CAST(:event_tenant_id AS text), e.payload,"
     " CAST(:trace_id AS text)"
     " FROM unnest(CAST(string_to_array(CAST(:event_ids AS text), ',') AS uuid[]), CAST(:payloads AS bytea[]))"
     " WITH ORDINALITY AS e(event_id, payload, n)"
     " ORDER BY e.n RETURNING 1)"
-    f" SELECT pg_notify('{OUTBOX_CHANNEL}', '') FROM (SELECT count(*) AS n FROM staged) AS c WHERE c.n > 0"
 )
+NOTIFY_IF_STAGED = (
+    f"SELECT pg_notify('{OUTBOX_CHANNEL}', '') FROM (SELECT count(*) AS n FROM staged) AS c WHERE c.n > 0"  # noqa: S608
+)
+_INSERT_ONE_GROUP = Sql(f"WITH {STAGE_ONE_GROUP} {NOTIFY_IF_STAGED}")
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,27 @@ def encode_envelopes(
     return out
 
 
+def one_group_params(
+    tenant_id: uuid.UUID | str,
+    event_type: str,
+    payloads: Sequence[Payload],
+    *,
+    source: str,
+    subject_prefix: str,
+) -> dict[str, Any]:
+    """The parameters of `STAGE_ONE_GROUP` for events of one tenant and type (none at all stages nothing)."""
+    trace_id = current_trace_id()
+    encoded = encode_envelopes(tenant_id, event_type, payloads, source=source, trace_id=trace_id)
+    return {
+        "subject": subject_for(event_type, subject_prefix),
+        "event_type": event_type,
+        "event_tenant_id": str(tenant_id),
+        "trace_id": trace_id,
+        "event_ids": ",".join(event_id for event_id, _ in encoded),  # one text: see ROW_COLUMNS in feedback.upsert
+        "payloads": [envelope for _, envelope in encoded],
+    }
+
+
 async def add_events(
     db: Db,
     events: Sequence[tuple[uuid.UUID | str, str, Payload]],
@@ -128,17 +154,9 @@ async def add_events(
         groups.setdefault((str(tenant_id), event_type), []).append(payload)
     if len(groups) == 1:
         ((tenant_id, event_type), group), *_ = groups.items()
-        encoded = encode_envelopes(tenant_id, event_type, group, source=source, trace_id=trace_id)
-        await db.fetch(
-            _INSERT_ONE_GROUP,
-            subject=subject_for(event_type, subject_prefix),
-            event_type=event_type,
-            tenant_id=tenant_id,
-            trace_id=trace_id,
-            event_ids=",".join(event_id for event_id, _ in encoded),  # one text: see ROW_COLUMNS in feedback.upsert
-            payloads=[envelope for _, envelope in encoded],
-        )
-        return len(encoded)
+        params = one_group_params(tenant_id, event_type, group, source=source, subject_prefix=subject_prefix)
+        await db.fetch(_INSERT_ONE_GROUP, **params)
+        return len(group)
     event_ids, subjects, types, tenants, payloads = [], [], [], [], []
     for (tenant_id, event_type), group in groups.items():
         for event_id, envelope in encode_envelopes(tenant_id, event_type, group, source=source, trace_id=trace_id):

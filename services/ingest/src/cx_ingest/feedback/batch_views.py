@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from cx_common.app import RuntimeDep
 from cx_ingest import pg
 from cx_ingest.feedback import odata, service
-from cx_ingest.feedback.idempotency import fingerprint, run_idempotent
+from cx_ingest.feedback.idempotency import KeyRecord, fingerprint, run_idempotent, run_idempotent_storing
 from cx_ingest.feedback.records import Source, parse_batch
 from cx_ingest.feedback.schemas import BatchIn, BatchResult
 from cx_ingest.partners.auth import PartnerDep
@@ -70,20 +70,16 @@ async def feedback_batch(
     except ValidationError as exc:
         raise body_problem(exc) from exc
 
-    async def handle(db: pg.Db) -> str:
-        stored = await service.store_feedback(
-            db, source, valid, subject_prefix=settings.events_subject_prefix, privacy=caller.privacy
-        )
+    async def handle(db: pg.Db, key: KeyRecord) -> tuple[str, bool]:
+        stored, received = await service.upsert_feedback(db, source, valid, privacy=caller.privacy)
         ordered = [stored.get(i) or results[i] for i in range(total)]
-        return await service.record_import(db, caller.tenant_id, caller.partner_id, "feedback", ordered)
+        return await service.finish_batch(  # events, imports row and the key: one statement
+            db, key, "feedback", ordered, received, subject_prefix=settings.events_subject_prefix
+        )
 
-    response = await run_idempotent(
-        pg.pg_pool(request),
-        tenant_id=caller.tenant_id,
-        partner_id=caller.partner_id,
-        key=idempotency_key,
-        request_hash=fingerprint("feedback:batch", raw),
-        handler=handle,
+    key = KeyRecord(caller.tenant_id, caller.partner_id, idempotency_key, fingerprint("feedback:batch", raw), 200)
+    response = await run_idempotent_storing(
+        pg.pg_pool(request), key, handle, stored=caller.stored_answer(idempotency_key)
     )
     wake_worker(runtime)
     return response
@@ -132,4 +128,5 @@ async def odata_batch(
         key=idempotency_key,
         request_hash=fingerprint(f"odata/{kind}:batch", raw),
         handler=handle,
+        stored=caller.stored_answer(idempotency_key),
     )

@@ -16,14 +16,16 @@ from cx.events.v1 import events_pb2
 from cx_common.db import new_id, utcnow
 from cx_common.pagination import decode_cursor, encode_cursor
 from cx_ingest.feedback import received, upsert
+from cx_ingest.feedback.idempotency import STORE_KEY, KeyRecord
 from cx_ingest.feedback.models import FeedbackItem, ImportBatch, ImportError_
 from cx_ingest.feedback.records import Source, build_row
 from cx_ingest.feedback.schemas import RESULTS_JSON, FeedbackIn, RecordResult
-from cx_ingest.outbox_bulk import Encoded, add_events
+from cx_ingest.outbox_bulk import NOTIFY_IF_STAGED, STAGE_ONE_GROUP, Encoded, add_events, one_group_params
 from cx_ingest.pg import Db, Sql
 from cx_ingest.privacy.service import TenantPrivacy, load_privacy
 
 SOURCE = "ingest"
+RECEIVED = "feedback.received"
 _RECEIVED = events_pb2.FeedbackReceived.DESCRIPTOR.full_name
 CHUNK = 500  # rows per upsert statement
 
@@ -39,9 +41,19 @@ async def store_feedback(
     """Upsert by (tenant, source, external_id): new -> created, changed content -> updated (re-analysed),
     identical content -> duplicate. Emits feedback.received for created and updated items. `privacy`: the tenant's
     PII settings when the caller has them already (read here otherwise)."""
+    results, payloads = await upsert_feedback(db, source, valid, privacy=privacy)
+    events = [(source.tenant_id, RECEIVED, payload) for payload in payloads]
+    await add_events(db, events, source=SOURCE, subject_prefix=subject_prefix)
+    return results
+
+
+async def upsert_feedback(
+    db: Db, source: Source, valid: Sequence[tuple[int, FeedbackIn]], *, privacy: TenantPrivacy | None = None
+) -> tuple[dict[int, RecordResult], list[Encoded]]:
+    """`store_feedback` without its events: (results, the `feedback.received` payloads of the tenant to stage)."""
     results: dict[int, RecordResult] = {}
     if not valid:
-        return results
+        return results, []
     if privacy is None:
         privacy = await load_privacy(db, source.tenant_id)
     now = utcnow()
@@ -79,7 +91,7 @@ async def store_feedback(
                 db, tenant_id=source.tenant_id, source_key=source.source_key, external_ids=missing
             )
         )
-    events: list[tuple[uuid.UUID, str, Encoded]] = []
+    events: list[Encoded] = []
     partner_id = received.partner_field(str(source.partner_id) if source.partner_id else "")
     for index, ext, row in rows:
         if ext in changed:
@@ -94,7 +106,7 @@ async def store_feedback(
                 is_conversation=bool(row["turn_texts"]),
                 text_length=len(row["text"]) + sum(len(t) for t in row["turn_texts"]),
             )
-            events.append((source.tenant_id, "feedback.received", Encoded(_RECEIVED, payload)))
+            events.append(Encoded(_RECEIVED, payload))
         else:
             results[index] = RecordResult(
                 index=index,
@@ -103,19 +115,46 @@ async def store_feedback(
                 id=existing.get(ext),
                 reason="identical record already received",
             )
-    await add_events(db, events, source=SOURCE, subject_prefix=subject_prefix)
     for result in results.values():  # in-batch repeats point at the item their first occurrence became
         if result.status == "duplicate" and result.id is None and result.external_id in first_index:
             result.id = results[first_index[result.external_id]].id
-    return results
+    return results, events
 
 
-_RECORD_IMPORT = Sql(
+_IMPORT_ROW = (
     "INSERT INTO imports (id, tenant_id, partner_id, kind, status, total, accepted, duplicate, rejected, results) "
     "VALUES (CAST(:id AS uuid), CAST(:tenant_id AS uuid), CAST(:partner_id AS uuid), CAST(:kind AS text), 'completed', "
     "CAST(:total AS int), CAST(:accepted AS int), CAST(:duplicate AS int), CAST(:rejected AS int), "
     "CAST(:results AS jsonb))"
 )
+_RECORD_IMPORT = Sql(_IMPORT_ROW)
+# The last statement of a partner feedback batch: the outbox rows (and the relay's notification), the imports row
+# and the Idempotency-Key with the answer, in one round trip instead of three. Data-modifying CTEs all run (and see
+# the same snapshot); `kept` is empty when a concurrent request stored the key first (the caller rolls back).
+_FINISH_BATCH = Sql(
+    f"WITH {STAGE_ONE_GROUP}, imported AS ({_IMPORT_ROW} RETURNING 1), {STORE_KEY} "  # noqa: S608 - constant
+    "SELECT (SELECT count(*) FROM kept), (SELECT count(*) FROM imported), "
+    f"(SELECT count(*) FROM ({NOTIFY_IF_STAGED}) AS notified)"
+)
+
+
+def _import_params(
+    tenant_id: uuid.UUID, partner_id: uuid.UUID | None, kind: str, results: list[RecordResult]
+) -> tuple[dict[str, Any], str]:
+    """(parameters of `_IMPORT_ROW`, the JSON answer built from the same JSON text of the results)."""
+    counts = {"total": len(results), "accepted": 0, "duplicate": 0, "rejected": 0}
+    for r in results:
+        counts[r.status] += 1
+    results_json = RESULTS_JSON.dump_json(results, exclude_none=True).decode()
+    import_id = new_id()
+    head = json.dumps(
+        {"import_id": str(import_id), "kind": kind, "status": "completed", "counts": counts},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    params = {"id": import_id, "tenant_id": tenant_id, "partner_id": partner_id, "kind": kind, **counts}
+    params["results"] = results_json
+    return params, f'{head[:-1]},"results":{results_json}}}'
 
 
 async def record_import(
@@ -127,26 +166,28 @@ async def record_import(
 ) -> str:
     """Store a completed batch with its per-record results; returns the JSON answer (`BatchResult`, no nulls),
     built from the same JSON text that is stored, so `GET /v1/imports/{id}` shows exactly what was answered."""
-    counts = {"total": len(results), "accepted": 0, "duplicate": 0, "rejected": 0}
-    for r in results:
-        counts[r.status] += 1
-    results_json = RESULTS_JSON.dump_json(results, exclude_none=True).decode()
-    import_id = new_id()
-    await db.execute(
-        _RECORD_IMPORT,
-        id=import_id,
-        tenant_id=tenant_id,
-        partner_id=partner_id,
-        kind=kind,
-        results=results_json,
-        **counts,
-    )
-    head = json.dumps(
-        {"import_id": str(import_id), "kind": kind, "status": "completed", "counts": counts},
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    return f'{head[:-1]},"results":{results_json}}}'
+    params, answer = _import_params(tenant_id, partner_id, kind, results)
+    await db.execute(_RECORD_IMPORT, **params)
+    return answer
+
+
+async def finish_batch(
+    db: Db,
+    key: KeyRecord,
+    kind: str,
+    results: list[RecordResult],
+    received: Sequence[Encoded],
+    *,
+    subject_prefix: str,
+) -> tuple[str, bool]:
+    """`add_events` (the tenant's `feedback.received` payloads) + `record_import` + storing the Idempotency-Key
+    with the answer, as one statement. Returns (JSON answer, whether the key was stored: False when a concurrent
+    request with the same key stored it first)."""
+    params, answer = _import_params(key.tenant_id, key.partner_id, kind, results)
+    params.update(key.params(answer))
+    params.update(one_group_params(key.tenant_id, RECEIVED, received, source=SOURCE, subject_prefix=subject_prefix))
+    kept, _, _ = (await db.fetch(_FINISH_BATCH, **params))[0]
+    return answer, key.key is None or kept > 0
 
 
 async def get_import(session: AsyncSession, tenant_id: uuid.UUID, import_id: uuid.UUID) -> ImportBatch | None:
