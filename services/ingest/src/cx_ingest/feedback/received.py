@@ -27,6 +27,20 @@ def varint(value: int) -> bytes:
     """Base-128 varint; negative numbers as their 64-bit two's complement (int32/int64 fields)."""
     if value < 0:
         value += 1 << 64
+    if value < 0x80:
+        return bytes((value,))
+    if value < 0x4000:  # text lengths: two bytes, no loop
+        return bytes((value & 0x7F | 0x80, value >> 7))
+    if 0x10000000 <= value < 0x800000000:  # Unix seconds from 1978 to 3058: five bytes
+        return bytes(
+            (
+                value & 0x7F | 0x80,
+                (value >> 7) & 0x7F | 0x80,
+                (value >> 14) & 0x7F | 0x80,
+                (value >> 21) & 0x7F | 0x80,
+                value >> 28,
+            )
+        )
     out = bytearray()
     while True:
         low, value = value & 0x7F, value >> 7
@@ -73,9 +87,17 @@ def _length(n: int) -> bytes:
 
 def _timestamp(value: dt.datetime) -> bytes:
     delta = (value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)) - _EPOCH
-    seconds, nanos = delta.days * 86_400 + delta.seconds, delta.microseconds * 1000
-    body = (_SECONDS + varint(seconds) if seconds else b"") + (_NANOS + varint(nanos) if nanos else b"")
-    return _OCCURRED_AT + _length(len(body)) + body
+    seconds, micros = delta.days * 86_400 + delta.seconds, delta.microseconds
+    if seconds and micros:
+        body = b"".join((_SECONDS, varint(seconds), _NANOS, varint(micros * 1000)))
+    elif seconds:
+        body = _SECONDS + varint(seconds)
+    else:
+        body = _NANOS + varint(micros * 1000) if micros else b""
+    return _OCCURRED_AT + _SMALL[len(body)] + body  # at most 2 + 10 + 1 + 5 bytes
+
+
+_ID_FIELD = _FEEDBACK_ID + _SMALL[36]  # str(uuid) is always 36 characters
 
 
 def feedback_received(
@@ -83,26 +105,29 @@ def feedback_received(
 ) -> bytes:
     """The serialised `FeedbackReceived` of a row built by `build_row`, stored as `row_id`; `partner_id` is the
     already encoded `partner_id` field (`partner_field`), the same for every row of a call."""
-    feedback_id = str(row_id).encode()
-    parts = [_FEEDBACK_ID, _length(len(feedback_id)), feedback_id]
+    parts = [_ID_FIELD, str(row_id).encode()]
+    small = _SMALL
     for key, tag in _BEFORE:
         if value := row[key]:
             data = value.encode()
-            parts += (tag, _length(len(data)), data)
+            n = len(data)
+            parts += (tag, small[n] if n < 128 else varint(n), data)
     if (occurred_at := row["occurred_at"]) is not None:
         parts.append(_timestamp(occurred_at))
     parts.append(partner_id)
     for key, tag in _AFTER:
         if value := row[key]:
             data = value.encode()
-            parts += (tag, _length(len(data)), data)
+            n = len(data)
+            parts += (tag, small[n] if n < 128 else varint(n), data)
     context = b"".join(parts)
-    out = _CONTEXT_FIELD + _length(len(context)) + context
+    n = len(context)
+    head: tuple[bytes, ...] = (_CONTEXT_FIELD, small[n] if n < 128 else varint(n), context)
     if is_conversation:
-        out += _IS_CONVERSATION
+        head += (_IS_CONVERSATION,)
     if text_length:
-        out += _TEXT_LENGTH + varint(text_length)
-    return out
+        head += (_TEXT_LENGTH, varint(text_length))
+    return b"".join(head)
 
 
 def partner_field(partner_id: str) -> bytes:
