@@ -94,6 +94,7 @@ def digit_count(text: str) -> int:
     return len(_DIGIT.findall(text))
 
 
+assert not any(digit_count(det.replacement) for det in BUILTIN), "redact_into counts the digits a replacement removes"
 _MIN_DIGITS = min(det.min_digits for det in BUILTIN if det.min_digits)
 # Every character a digit detector's pattern can match is in this class, so each of their matches lies inside one
 # maximal run of such characters (8 = the shortest possible match). The patterns are tried only on those runs —
@@ -206,14 +207,16 @@ class Redactor:
             if digits < det.min_digits or (det.needs_char and det.needs_char not in out):
                 continue
             if not det.min_digits:  # e-mail: only around each "@"
-                replaced = self._replace(det, out, _email_windows(out), counts)
+                replaced, removed = self._replace(det, out, _email_windows(out), counts)
             else:
                 if runs is None:
                     runs = _number_runs(out)
                 spans = [(start, end + 1) for start, end, n in runs if n >= det.min_digits]
-                replaced = self._replace(det, out, spans, counts) if spans else out
+                replaced, removed = self._replace(det, out, spans, counts) if spans else (out, 0)
             if replaced is not out:
-                out, runs = replaced, None
+                # The replacements hold no digit: the text now has `removed` digits fewer, so the detectors left
+                # are skipped without a new scan once too few remain (usually: the one phone number is gone).
+                out, runs, digits = replaced, None, digits - removed
         for cp in self.custom:
             try:
                 out, n = cp.pattern.subn(cp.replacement, out, timeout=PATTERN_TIMEOUT_S)
@@ -225,21 +228,24 @@ class Redactor:
         return out
 
     @staticmethod
-    def _replace(det: Detector, text: str, spans: list[tuple[int, int]], counts: dict[str, int]) -> str:
-        """`text` with the detector's (checked) matches inside `spans` replaced; the same object when none."""
+    def _replace(det: Detector, text: str, spans: list[tuple[int, int]], counts: dict[str, int]) -> tuple[str, int]:
+        """(`text` with the detector's (checked) matches inside `spans` replaced, the same object when none; the
+        number of digits the replaced matches held)."""
         pieces: list[str] = []
-        last = 0
+        last = removed = 0
         for start, end in spans:
             for m in det.pattern.finditer(text, start, end):
-                if det.check is not None and not det.check(m.group(0)):
+                found = m.group(0)
+                if det.check is not None and not det.check(found):
                     continue
                 pieces += (text[last : m.start()], det.replacement)
                 last = m.end()
+                removed += digit_count(found)
                 counts[det.name] = counts.get(det.name, 0) + 1
         if not pieces:
-            return text
+            return text, 0
         pieces.append(text[last:])
-        return "".join(pieces)
+        return "".join(pieces), removed
 
 
 DEFAULT_REDACTOR = Redactor()
