@@ -163,14 +163,23 @@ async def test_deadline_exceeded_and_the_slot_is_freed(stub, grpc_app):
 
 
 async def test_cancelled_call_frees_its_slot(stub, grpc_app):
-    call = stub.Cluster(pb.ClusterRequest(items=items(*["退款太慢了，客服也不理人"] * 32)), timeout=60)
-    for _ in range(400):
-        if grpc_app.adapter.capacity.requests:
-            break
-        await asyncio.sleep(0.005)
-    call.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await call
+    texts = [f"退款太慢了，客服也不理人，第{i}次投诉。" * 40 for i in range(32)]
+    cancelled = 0
+    for _ in range(5):  # a call that finished before the cancel could reach it proves nothing: try again
+        call = stub.Cluster(pb.ClusterRequest(items=items(*texts)), timeout=60)
+        for _ in range(4000):
+            if grpc_app.adapter.capacity.requests or call.done():
+                break
+            await asyncio.sleep(0.001)
+        if not grpc_app.adapter.capacity.requests:
+            await call
+            continue
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        cancelled += 1
+        break
+    assert cancelled, "no Cluster call was still in flight when cancelled"
     for _ in range(400):
         if grpc_app.adapter.capacity.requests == 0:
             break
