@@ -8,13 +8,14 @@ import asyncio
 import os
 import signal
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cx.events.v1 import events_pb2
 from cx_common.db import create_engine, session_factory
-from cx_common.events import EventBus, EventConsumer, OutboxRelay, add_event
+from cx_common.events import BatchEventConsumer, EventBus, EventConsumer, OutboxRelay, add_event
 from cx_common.migrations import EVENT_TABLES_DDL
 
 PRODUCER, CONSUMER = "bbproducer", "bbconsumer"
@@ -119,3 +120,35 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def make_batch_consumer(
+    b: EventBus, url: str, batches: list[list[int]], *, fail_on_seq: int | None = None
+) -> BatchEventConsumer:
+    """Applies each fetched batch with one multi-row INSERT; records the seqs of every batch it was handed and fails
+    (rolls back) a batch holding `fail_on_seq`."""
+
+    async def batch_handler(session: AsyncSession, envelopes: Sequence[events_pb2.Envelope]) -> None:
+        seqs = [e.ping.seq for e in envelopes]
+        batches.append(seqs)
+        await session.execute(
+            text(
+                "INSERT INTO applied (item_seq, event_id) "
+                "SELECT * FROM unnest(CAST(:seqs AS int[]), CAST(:ids AS uuid[]))"
+            ),
+            {"seqs": seqs, "ids": [uuid.UUID(e.event_id) for e in envelopes]},
+        )
+        if fail_on_seq in seqs:
+            raise RuntimeError(f"batch with seq {fail_on_seq} refused")
+
+    return BatchEventConsumer(
+        b,
+        session_factory(create_engine(url, CONSUMER)),
+        durable=f"{DURABLE}-batch",
+        event_types=[EVENT_TYPE],
+        handler=make_handler(),
+        batch_handler=batch_handler,
+        ack_wait=5,
+        max_deliver=4,
+        backoff=(0.2,),
+    )

@@ -8,9 +8,8 @@ from fastapi.responses import RedirectResponse
 
 from cx.nlp.v1 import nlp_pb2_grpc
 from cx_common.app import Runtime, create_service_app
-from cx_common.events import EventConsumer
+from cx_common.events import BatchEventConsumer, EventConsumer
 from cx_common.grpc import insecure_channel
-from cx_gateway.analytics.consumer import BatchConsumer
 from cx_gateway.analytics.projection import EVENT_TYPES, apply_batch, handle
 from cx_gateway.analytics.views import competitor_router, kpi_router
 from cx_gateway.analytics.views import router as analytics_router
@@ -62,7 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         assert runtime.bus is not None
         assert runtime.sessions is not None
         return [
-            BatchConsumer(
+            # one transaction per fetched batch: per-event transactions lose freshness under load
+            BatchEventConsumer(
                 runtime.bus,
                 runtime.sessions,
                 durable="gateway-analytics",

@@ -98,8 +98,12 @@ class EventConsumer:
                 log.warning("consumer_fetch_failed", durable=self.durable, error=str(exc))
                 await asyncio.sleep(1.0)
                 continue
-            for msg in msgs:
-                await self.process(msg)
+            await self.handle_fetched(msgs)
+
+    async def handle_fetched(self, msgs: list[Msg]) -> None:
+        """Apply one fetched batch: message by message here (`BatchEventConsumer` applies it in one transaction)."""
+        for msg in msgs:
+            await self.process(msg)
 
     async def process(self, msg: Msg) -> bool:
         """Apply one message at most once; returns True when the handler ran."""
