@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bench.harness import read_response
+
 
 @dataclass
 class Run:
@@ -29,24 +31,6 @@ class Run:
         return data[min(len(data) - 1, int(len(data) * q))] if data else float("nan")
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    status_line = await reader.readline()
-    if not status_line:
-        raise ConnectionError("server closed the connection")
-    status = int(status_line.split(b" ", 2)[1])
-    length = 0
-    while True:
-        line = await reader.readline()
-        if line in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value.strip())
-        elif name.strip().lower() == b"transfer-encoding":
-            raise ValueError("chunked answers are not expected here")
-    return status, await reader.readexactly(length)
-
-
 async def _connection(
     host: str, port: int, path: str, body: Callable[[], bytes], expect: int, until: float, record: bool, run: Run
 ) -> None:
@@ -60,7 +44,7 @@ async def _connection(
             payload = body()
             t0 = time.perf_counter()
             writer.write(head + str(len(payload)).encode() + b"\r\n\r\n" + payload)
-            status, _ = await _read_response(reader)
+            status, _ = await read_response(reader)
             elapsed = (time.perf_counter() - t0) * 1000
             if not record:
                 run.warmup_ok += status == expect

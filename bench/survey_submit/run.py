@@ -17,23 +17,16 @@ import asyncio
 import json
 import os
 import secrets
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 
+from bench.harness import postgres, serve, with_database
 from bench.report import write_result
 from bench.survey_submit.cpu import Meter, Sample
 from bench.survey_submit.loadgen import Run, load
@@ -97,38 +90,6 @@ def body_factory() -> Any:
     return body
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def postgres() -> Iterator[tuple[str, int | None]]:
-    """A superuser URL to a maintenance database, and the postmaster's pid when it runs here (for CPU accounting)."""
-    if url := os.environ.get("CX_DATABASE_URL"):
-        yield url, None
-        return
-    from cx_local.postgres import EmbeddedPostgres
-
-    base = Path(tempfile.mkdtemp(prefix="cx-bench-pg-"))
-    server = EmbeddedPostgres(base / "data", port=free_port(), durable=False)
-    try:
-        url = server.start().url(database="postgres")
-        yield url, int((base / "data" / "postmaster.pid").read_text().split()[0])
-    finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def with_database(url: str, name: str, user: str | None = None, password: str | None = None) -> str:
-    scheme, rest = url.split("://", 1)
-    creds, host_db = rest.split("@", 1)
-    if user is not None:
-        creds = f"{user}:{password}"
-    return f"{scheme}://{creds}@{host_db.rsplit('/', 1)[0]}/{name}"
-
-
 async def prepare(admin_url: str) -> tuple[str, str, str]:
     """Database + survey role + migrated schema + one published survey (through the service's API)."""
     from cx_common.migrations import upgrade
@@ -171,36 +132,6 @@ def server_env(role_url: str) -> dict[str, str]:
         }
     )
     return env
-
-
-@contextmanager
-def serve(target: str, env: dict[str, str]) -> Iterator[tuple[int, int]]:
-    """(port, pid) of `target` served by uvicorn, one worker."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", target, "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--log-level", "warning", "--no-access-log"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{target} exited with {proc.returncode}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{target} did not start")
-            time.sleep(0.2)
-        yield port, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @dataclass
