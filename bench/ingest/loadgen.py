@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bench.harness import read_response
 from bench.ingest.workload import RECORDS, Connection
 
 
@@ -32,24 +33,6 @@ class Run:
     def percentile(self, q: float) -> float:
         data = sorted(self.latencies_ms)
         return data[min(len(data) - 1, int(len(data) * q))] if data else float("nan")
-
-
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    status_line = await reader.readline()
-    if not status_line:
-        raise ConnectionError("server closed the connection")
-    status = int(status_line.split(b" ", 2)[1])
-    length = 0
-    while True:
-        line = await reader.readline()
-        if line in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value.strip())
-        elif name.strip().lower() == b"transfer-encoding":
-            raise ValueError("chunked answers are not expected here")
-    return status, await reader.readexactly(length)
 
 
 async def _connection(
