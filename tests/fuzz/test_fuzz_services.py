@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from cx_local.fuzz import assert_fuzz_clean
-from cx_local.pytest_plugin import TokenMinter, live_server
+from cx_local.pytest_plugin import TokenMinter, live_server, service_settings
 
 pytestmark = [pytest.mark.slow]
 
@@ -37,17 +37,6 @@ PHASES = "examples,coverage,fuzzing" if LONG else "examples,fuzzing"
 # The issue's bar: no 5xx, no answer that violates its documented schema. Undocumented status codes (schemathesis'
 # status_code_conformance) are checked statically in test_openapi_contract.py.
 CHECKS = ("not_a_server_error", "status_code_conformance", "response_schema_conformance")
-
-
-def _base(db: Any, nats_url: str, events: Any) -> dict[str, Any]:
-    return {
-        "environment": "test",
-        "database_url": db.url,
-        "nats_url": nats_url,
-        "events_stream": events.stream,
-        "events_subject_prefix": events.subject_prefix,
-        "log_json": False,
-    }
 
 
 def _bearer(tokens: TokenMinter, tenant: uuid.UUID, org: str | None = None) -> dict[str, str]:
@@ -91,7 +80,7 @@ async def test_fuzz_survey(cx_service_db, cx_nats_url, cx_events, cx_tokens: Tok
 
     db = await cx_service_db(ROOT / "services" / "survey", SCHEMA)
     settings = Settings(
-        **_base(db, cx_nats_url, cx_events),
+        **service_settings(db, cx_nats_url, cx_events),
         scheduler_enabled=False,
         public_base_url="http://survey.test",
         public_rate_per_minute=1_000_000,
@@ -129,7 +118,7 @@ async def test_fuzz_ingest(cx_service_db, cx_nats_url, cx_events, cx_tokens: Tok
 
     db = await cx_service_db(ROOT / "services" / "ingest", SCHEMA)
     settings = Settings(
-        **_base(db, cx_nats_url, cx_events),
+        **service_settings(db, cx_nats_url, cx_events),
         analysis_enabled=False,
         clustering_interval_s=0,
         nlp_grpc_target="127.0.0.1:9",  # nothing listens: NLP-backed routes must answer a documented error
@@ -192,7 +181,8 @@ async def test_fuzz_alerts(cx_service_db, cx_nats_url, cx_events, cx_tokens: Tok
     from cx_alerts.settings import SCHEMA, Settings
 
     db = await cx_service_db(ROOT / "services" / "alerts", SCHEMA)
-    settings = Settings(**_base(db, cx_nats_url, cx_events), scheduler_enabled=False, dispatcher_enabled=False)
+    common = service_settings(db, cx_nats_url, cx_events)
+    settings = Settings(**common, scheduler_enabled=False, dispatcher_enabled=False)
     tenant = uuid.uuid4()
     auth = _bearer(cx_tokens, tenant)
     app = create_app(settings)

@@ -370,17 +370,6 @@ class DemoPlatform:
     upstream: DemoUpstream
 
 
-def _service_settings(db: Any, nats_url: str, events: Any) -> dict[str, Any]:
-    return {
-        "environment": "test",
-        "database_url": db.url,
-        "nats_url": nats_url,
-        "events_stream": events.stream,
-        "events_subject_prefix": events.subject_prefix,
-        "log_json": False,
-    }
-
-
 @pytest.fixture
 def demo_platform(cx_service_db, cx_nats_url, cx_events):
     """`async with demo_platform(**ingest_settings) as platform:` starts the four services for one test."""
@@ -394,7 +383,7 @@ def demo_platform(cx_service_db, cx_nats_url, cx_events):
     from cx_ingest.main import create_app as create_ingest_app
     from cx_ingest.settings import SCHEMA as INGEST_SCHEMA
     from cx_ingest.settings import Settings as IngestSettings
-    from cx_local.pytest_plugin import live_server
+    from cx_local.pytest_plugin import live_server, service_settings
     from cx_survey.main import create_app as create_survey_app
     from cx_survey.settings import SCHEMA as SURVEY_SCHEMA
     from cx_survey.settings import Settings as SurveySettings
@@ -404,7 +393,7 @@ def demo_platform(cx_service_db, cx_nats_url, cx_events):
     @asynccontextmanager
     async def start(**ingest_settings: Any) -> AsyncIterator[DemoPlatform]:
         def common(db: Any) -> dict[str, Any]:
-            return _service_settings(db, cx_nats_url, cx_events)
+            return service_settings(db, cx_nats_url, cx_events)
 
         survey_db = await cx_service_db(services / "survey", SURVEY_SCHEMA)
         ingest_db = await cx_service_db(services / "ingest", INGEST_SCHEMA)

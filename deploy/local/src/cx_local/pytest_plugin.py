@@ -55,6 +55,19 @@ class EventsNamespace:
     subject_prefix: str
 
 
+def service_settings(db: ServiceDatabase, nats_url: str, events: EventsNamespace) -> dict[str, object]:
+    """The settings every service app needs in a test: its database (as its own role), NATS and the test's events
+    namespace, plain-text logs; pass them with the service's own extras to its `Settings`."""
+    return {
+        "environment": "test",
+        "database_url": db.url,
+        "nats_url": nats_url,
+        "events_stream": events.stream,
+        "events_subject_prefix": events.subject_prefix,
+        "log_json": False,
+    }
+
+
 @pytest.fixture(scope="session")
 def cx_pg() -> Iterator[PgServer]:
     external = os.environ.get("CX_TEST_DATABASE_URL")

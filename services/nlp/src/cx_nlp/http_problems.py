@@ -10,18 +10,13 @@ that shape for every error response in `/docs.json`.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
 from http import HTTPStatus
 from typing import Any
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from cx_common.errors import PROBLEM_JSON
 from cx_common.openapi import PROBLEM_SCHEMA
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DOCS_PATH = "/docs.json"
 MAX_DETAIL = 1000
