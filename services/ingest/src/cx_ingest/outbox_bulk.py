@@ -25,6 +25,7 @@ from cx.events.v1 import events_pb2
 from cx_common.context import current_trace_id
 from cx_common.events import subject_for
 from cx_common.events.outbox import OUTBOX_CHANNEL
+from cx_ingest.feedback.received import varint
 from cx_ingest.pg import Db, Sql
 
 _INSERT = Sql(
@@ -65,26 +66,16 @@ class Encoded:
 Payload = Message | Encoded
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        if not value:
-            out.append(low)
-            return bytes(out)
-        out.append(low | 0x80)
-
-
 _FIELDS = events_pb2.Envelope.DESCRIPTOR.fields_by_name
-_EVENT_ID_TAG = _varint((_FIELDS["event_id"].number << 3) | 2)
+_EVENT_ID_TAG = varint((_FIELDS["event_id"].number << 3) | 2)
 _PAYLOAD_TAGS = {
-    field.message_type.full_name: _varint((field.number << 3) | 2)
+    field.message_type.full_name: varint((field.number << 3) | 2)
     for field in events_pb2.Envelope.DESCRIPTOR.oneofs_by_name["payload"].fields
     if field.message_type is not None
 }
 
 
-_ID_LENGTH = _varint(36)  # str(uuid) is always 36 characters
+_ID_LENGTH = varint(36)  # str(uuid) is always 36 characters
 
 
 def _type_name(payload: Payload) -> str:
@@ -112,7 +103,7 @@ def encode_envelopes(
         event_id = str(uuid_utils.uuid7())  # UUIDv7 like cx_common.ids.uuid7, formatted natively
         body: bytes = payload.data if isinstance(payload, Encoded) else payload.SerializeToString()
         out.append(
-            (event_id, b"".join((head, _EVENT_ID_TAG, _ID_LENGTH, event_id.encode(), tag, _varint(len(body)), body)))
+            (event_id, b"".join((head, _EVENT_ID_TAG, _ID_LENGTH, event_id.encode(), tag, varint(len(body)), body)))
         )
     return out
 
