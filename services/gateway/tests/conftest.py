@@ -1,6 +1,5 @@
 import asyncio
-import datetime as dt
-import uuid
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,13 +13,14 @@ from fastapi.responses import JSONResponse
 
 from cx.events.v1 import events_pb2
 from cx_common.auth import JWTVerifier
-from cx_common.events import build_envelope, subject_for
 from cx_gateway.demo import DemoResult, demo_password, seed_demo
-from cx_gateway.demo_data import Upstream as DemoUpstream
 from cx_gateway.main import create_app
 from cx_gateway.settings import SCHEMA, Settings
 from cx_local.ports import free_port
 from cx_local.pytest_plugin import app_client
+
+sys.path.insert(0, str(Path(__file__).parent))
+from gateway_testkit import TODAY, event_kit, feedback, make_settings, publish, response, until
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 
@@ -54,21 +54,6 @@ def _role_of(email: str, fallback: str) -> str:
         if e == email:
             return role
     return fallback
-
-
-def make_settings(db_url: str, nats_url: str, events: Any, **overrides: Any) -> Settings:
-    return Settings(
-        environment="test",
-        database_url=db_url,
-        nats_url=nats_url,
-        events_stream=events.stream,
-        events_subject_prefix=events.subject_prefix,
-        log_json=False,
-        password_time_cost=1,
-        password_memory_kib=1024,
-        password_parallelism=1,
-        **overrides,
-    )
 
 
 @pytest.fixture
@@ -217,65 +202,6 @@ async def upstream() -> AsyncIterator[tuple[Upstream, str]]:
     await task
 
 
-# -- the read model fed through real JetStream ---------------------------------------------------------------
-
-TODAY = dt.datetime.now(dt.UTC).replace(hour=10, minute=0, second=0, microsecond=0)
-
-
-async def publish(gw, event_type, payload, tenant, *, event_id=None, msg_id=None):
-    bus = gw.app.state.runtime.bus
-    env = build_envelope(tenant_id=tenant, event_type=event_type, payload=payload, source="test", event_id=event_id)
-    await bus.js.publish(
-        subject_for(event_type, gw.settings.events_subject_prefix),
-        env.SerializeToString(),
-        headers={"Nats-Msg-Id": msg_id or env.event_id},
-    )
-    return env
-
-
-def response(org, nps, *, csat=None, touchpoint="tp-checkout", customer="", stage="purchase"):
-    p = events_pb2.SurveyResponseSubmitted(
-        response_id=str(uuid.uuid4()),
-        survey_id="s1",
-        touchpoint_id=touchpoint,
-        journey_stage=stage,
-        channel="web",
-        org_unit_id=str(org),
-        customer_key=customer,
-        nps=nps,
-    )
-    if csat is not None:
-        p.csat = csat
-    p.submitted_at.FromDatetime(TODAY)
-    return p
-
-
-def feedback(org, sentiment, aspects=(), keywords=(), complaint=False, need=""):
-    ctx = events_pb2.FeedbackContext(
-        feedback_id=str(uuid.uuid4()), channel="hotline", org_unit_id=str(org), touchpoint_id="tp-store"
-    )
-    ctx.occurred_at.FromDatetime(TODAY)
-    return events_pb2.FeedbackAnalyzed(
-        context=ctx,
-        sentiment=sentiment,
-        aspects=[events_pb2.AspectSignal(path=list(p), polarity=pol) for p, pol in aspects],
-        keywords=list(keywords),
-        intents=[events_pb2.IntentSignal(intent="complaint", score=0.9)] if complaint else [],
-        need_layer=need,
-    )
-
-
-async def until(check, limit_s=20.0):
-    deadline = asyncio.get_running_loop().time() + limit_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("read model did not catch up")
-        await asyncio.sleep(0.1)
-
-
 @pytest.fixture
 async def loaded(gw, demo):
     u, t = demo.units, demo.tenant_id
@@ -350,87 +276,4 @@ async def loaded(gw, demo):
 
 @pytest.fixture
 def ev() -> Any:
-    from types import SimpleNamespace
-
-    return SimpleNamespace(
-        publish=publish, response=response, feedback=feedback, until=until, make_settings=make_settings
-    )
-
-
-@dataclass
-class DemoPlatform:
-    """The real survey, ingest and alerts apps (own sockets and databases, one JetStream) behind a live gateway whose
-    JWKS they trust, with the demo tenant seeded and an admin token for it."""
-
-    gw_app: FastAPI
-    gw_url: str
-    settings: Settings
-    demo: DemoResult
-    token: str
-    upstream: DemoUpstream
-
-
-@pytest.fixture
-def demo_platform(cx_service_db, cx_nats_url, cx_events):
-    """`async with demo_platform(**ingest_settings) as platform:` starts the four services for one test."""
-    from contextlib import asynccontextmanager
-
-    from cx_alerts.main import create_app as create_alerts_app
-    from cx_alerts.settings import SCHEMA as ALERTS_SCHEMA
-    from cx_alerts.settings import Settings as AlertsSettings
-    from cx_gateway.cli import demo_admin_token
-    from cx_gateway.identity.keys import KeyRing
-    from cx_ingest.main import create_app as create_ingest_app
-    from cx_ingest.settings import SCHEMA as INGEST_SCHEMA
-    from cx_ingest.settings import Settings as IngestSettings
-    from cx_local.pytest_plugin import live_server, service_settings
-    from cx_survey.main import create_app as create_survey_app
-    from cx_survey.settings import SCHEMA as SURVEY_SCHEMA
-    from cx_survey.settings import Settings as SurveySettings
-
-    services = SERVICE_DIR.parent
-
-    @asynccontextmanager
-    async def start(**ingest_settings: Any) -> AsyncIterator[DemoPlatform]:
-        def common(db: Any) -> dict[str, Any]:
-            return service_settings(db, cx_nats_url, cx_events)
-
-        survey_db = await cx_service_db(services / "survey", SURVEY_SCHEMA)
-        ingest_db = await cx_service_db(services / "ingest", INGEST_SCHEMA)
-        alerts_db = await cx_service_db(services / "alerts", ALERTS_SCHEMA)
-        gateway_db = await cx_service_db(SERVICE_DIR, SCHEMA)
-        apps = [
-            create_survey_app(SurveySettings(**common(survey_db), scheduler_enabled=False)),
-            create_ingest_app(IngestSettings(**common(ingest_db), **ingest_settings)),
-            create_alerts_app(AlertsSettings(**common(alerts_db), dispatcher_enabled=False)),
-        ]
-        async with (
-            live_server(apps[0]) as survey_url,
-            live_server(apps[1]) as ingest_url,
-            live_server(apps[2]) as alerts_url,
-        ):
-            settings = make_settings(
-                gateway_db.url,
-                cx_nats_url,
-                cx_events,
-                survey_url=survey_url,
-                ingest_url=ingest_url,
-                alerts_url=alerts_url,
-            )
-            gw_app = create_app(settings)
-            async with live_server(gw_app) as gw_url:
-                for app in apps:
-                    app.state.jwt_verifier = JWTVerifier(
-                        issuer=settings.jwt_issuer,
-                        audience=settings.jwt_audience,
-                        jwks_url=f"{gw_url}/api/v1/auth/jwks",
-                    )
-                sessions = gw_app.state.runtime.sessions
-                async with sessions() as session, session.begin():
-                    demo = await seed_demo(session, settings)
-                token = await demo_admin_token(KeyRing(sessions, settings), settings, demo)
-                yield DemoPlatform(
-                    gw_app, gw_url, settings, demo, token, DemoUpstream(survey_url, ingest_url, alerts_url)
-                )
-
-    return start
+    return event_kit()

@@ -25,7 +25,7 @@ from cx_gateway.main import create_app
 from cx_gateway.settings import SCHEMA
 from cx_local.pytest_plugin import live_server
 
-SERVICE_DIR = Path(__file__).resolve().parents[1]
+SERVICE_DIR = Path(__file__).resolve().parents[2] / "services" / "gateway"
 ALERTS_DIR = SERVICE_DIR.parent / "alerts"
 NOWHERE = "http://127.0.0.1:9"
 

@@ -21,7 +21,7 @@ from cx_gateway.console.i18n import LANGUAGES, MESSAGES
 from cx_gateway.demo import demo_password
 from cx_gateway.demo_data import DemoPlan, load_demo_data
 
-SERVICE_DIR = Path(__file__).resolve().parents[1]
+SERVICE_DIR = Path(__file__).resolve().parents[2] / "services" / "gateway"
 SERVICES = SERVICE_DIR.parent
 
 
