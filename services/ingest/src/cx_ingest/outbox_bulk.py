@@ -28,13 +28,15 @@ from cx_common.events.outbox import OUTBOX_CHANNEL
 from cx_ingest.feedback.received import varint
 from cx_ingest.pg import Db, Sql
 
+NOTIFY_IF_STAGED = (
+    f"SELECT pg_notify('{OUTBOX_CHANNEL}', '') FROM (SELECT count(*) AS n FROM staged) AS c WHERE c.n > 0"  # noqa: S608
+)
 _INSERT = Sql(
     "WITH staged AS ("  # noqa: S608 - constant
     " INSERT INTO outbox (event_id, subject, event_type, tenant_id, payload, trace_id)"
     " SELECT * FROM unnest(CAST(:event_ids AS uuid[]), CAST(:subjects AS text[]), CAST(:event_types AS text[]),"
     " CAST(:tenant_ids AS text[]), CAST(:payloads AS bytea[]), CAST(:trace_ids AS text[]))"
-    " RETURNING 1)"
-    f" SELECT pg_notify('{OUTBOX_CHANNEL}', '') FROM (SELECT count(*) AS n FROM staged) AS c WHERE c.n > 0"
+    f" RETURNING 1) {NOTIFY_IF_STAGED}"
 )
 # The usual call: every event of one tenant and type. The shared values go once, not once per event (each array
 # element costs asyncpg's encoder a few isinstance checks). `STAGE_ONE_GROUP` (a data-modifying CTE named
@@ -47,9 +49,6 @@ STAGE_ONE_GROUP = (
     " FROM unnest(CAST(string_to_array(CAST(:event_ids AS text), ',') AS uuid[]), CAST(:payloads AS bytea[]))"
     " WITH ORDINALITY AS e(event_id, payload, n)"
     " ORDER BY e.n RETURNING 1)"
-)
-NOTIFY_IF_STAGED = (
-    f"SELECT pg_notify('{OUTBOX_CHANNEL}', '') FROM (SELECT count(*) AS n FROM staged) AS c WHERE c.n > 0"  # noqa: S608
 )
 _INSERT_ONE_GROUP = Sql(f"WITH {STAGE_ONE_GROUP} {NOTIFY_IF_STAGED}")
 
@@ -139,7 +138,6 @@ async def add_events(
     """`events`: (tenant_id, event_type, payload). Published only if the surrounding transaction commits."""
     if not events:
         return 0
-    trace_id = current_trace_id()
     groups: dict[tuple[str, str], list[Payload]] = {}
     for tenant_id, event_type, payload in events:
         groups.setdefault((str(tenant_id), event_type), []).append(payload)
@@ -148,6 +146,7 @@ async def add_events(
         params = one_group_params(tenant_id, event_type, group, source=source, subject_prefix=subject_prefix)
         await db.fetch(_INSERT_ONE_GROUP, **params)
         return len(group)
+    trace_id = current_trace_id()
     event_ids, subjects, types, tenants, payloads = [], [], [], [], []
     for (tenant_id, event_type), group in groups.items():
         for event_id, envelope in encode_envelopes(tenant_id, event_type, group, source=source, trace_id=trace_id):
