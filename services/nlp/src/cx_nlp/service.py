@@ -18,6 +18,7 @@ import bentoml
 import structlog
 from pydantic import BaseModel, Field, model_validator
 
+from cx_nlp import batching
 from cx_nlp.codebooks import LruCache, fingerprint, to_specs, validate_nodes
 from cx_nlp.http_problems import ProblemJsonMiddleware
 from cx_nlp.metrics import WorkerMetrics
@@ -29,6 +30,7 @@ from cx_nlp.wire import CODEBOOK_UNKNOWN, encode_vector, prediction_to_json
 log = structlog.stdlib.get_logger("cx_nlp.service")
 settings = get_settings()
 WORKERS = settings.resolved_workers()
+GREEDY_BATCHING = batching.install(settings.batching)
 
 
 class CodebookNodeIn(BaseModel):

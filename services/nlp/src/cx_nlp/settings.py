@@ -51,6 +51,11 @@ class NlpSettings(ServiceSettings):
     # -- batching and limits -----------------------------------------------------------------------------
     max_batch_size: int = Field(default=64, ge=2, description="largest batch the model sees (texts)")
     max_latency_ms: int = Field(default=10_000, ge=10, description="BentoML adaptive batching latency budget")
+    batching: Literal["greedy", "cork"] = Field(
+        default="greedy",
+        description="when a batch is released: greedy = everything queued as soon as the model is free (see "
+        "cx_nlp.batching); cork = BentoML's own rule, which holds requests back for company",
+    )
     max_items_per_request: int = Field(default=512, ge=1)
     max_text_length: int = Field(default=8_000, ge=16, description="characters (code points) per text")
     overlong_text: Literal["truncate", "reject"] = Field(
