@@ -60,6 +60,15 @@ def test_encoder_from_local_dir(tmp_path: Path) -> None:
     assert np.allclose(enc(["good"]), e[1:2], atol=1e-5)  # batching/sorting does not change results
 
 
+def test_texts_longer_than_the_model_positions_are_truncated_to_fit(tmp_path: Path) -> None:
+    """The tiny BERT has 64 positions, fewer than the default max_length of 256 tokens."""
+    long_text = " ".join(["good", "bad", "slow"] * 60)
+    enc = HFEncoder(_tiny_bert(tmp_path / "enc", None))
+    assert enc.max_length == 64 and enc([long_text]).shape == (1, 16)
+    clf = HFSentiment(_tiny_bert(tmp_path / "sent", {0: "NEGATIVE", 1: "POSITIVE"}))
+    assert clf.max_length == 64 and clf([long_text]).shape == (1, 3)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "int8"])
 def test_sentiment_from_local_dir(tmp_path: Path, dtype: str) -> None:
     path = _tiny_bert(tmp_path / "sent", {0: "NEGATIVE", 1: "NEUTRAL", 2: "POSITIVE"})

@@ -76,6 +76,12 @@ def _prepare(model: Any, device: str, dtype: str) -> Any:
     return model.to(device)
 
 
+def _usable_length(model: Any, max_length: int) -> int:
+    """`max_length` tokens, or fewer when the model has fewer positions (longer inputs would not fit)."""
+    positions = getattr(model.config, "max_position_embeddings", None)
+    return min(max_length, int(positions)) if isinstance(positions, int) and positions > 0 else max_length
+
+
 def _local_dir(path: str | Path) -> Path:
     p = Path(path).expanduser()
     if not p.is_dir():
@@ -106,7 +112,7 @@ class HFEncoder:
         self.model = _prepare(model, self.device, self.dtype)
         self.dim = int(model.config.hidden_size)
         self.batch_size = batch_size
-        self.max_length = max_length
+        self.max_length = _usable_length(model, max_length)
         self.pad_id = int(self.tokenizer.pad_token_id or 0)
 
     def __call__(self, texts: list[str]) -> np.ndarray:
@@ -223,7 +229,7 @@ class HFSentiment:
         self.order = _label_order({int(k): v for k, v in model.config.id2label.items()})
         self.model = _prepare(model, self.device, self.dtype)
         self.batch_size = batch_size
-        self.max_length = max_length
+        self.max_length = _usable_length(model, max_length)
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         import torch
