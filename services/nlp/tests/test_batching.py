@@ -63,6 +63,25 @@ async def test_requests_queued_while_the_model_is_busy_go_as_one_batch() -> None
     assert model.batches == [[0], [1, 2, 3, 4, 5]]
 
 
+async def test_queue_waits_and_depth_are_reported() -> None:
+    from prometheus_client import REGISTRY
+
+    def waits() -> float:
+        return REGISTRY.get_sample_value("cx_nlp_batch_queue_seconds_count") or 0.0
+
+    before = waits()
+    model = GatedModel()
+    call = dispatcher(model)
+    first, queued = await queue_behind_busy_model(model, call, 2)
+    late = asyncio.ensure_future(call(9))  # arrives while the dispatcher waits for the running batch
+    await asyncio.sleep(0.05)
+    assert REGISTRY.get_sample_value("cx_nlp_batch_queue_depth") == 3  # waiting behind the running batch
+    model.gate.set()
+    await asyncio.gather(first, *queued, late)
+    assert waits() - before == 4  # one observation per dispatched request
+    assert REGISTRY.get_sample_value("cx_nlp_batch_queue_depth") == 0
+
+
 async def test_batches_respect_max_batch_size() -> None:
     model = GatedModel()
     call = dispatcher(model, max_batch_size=4)

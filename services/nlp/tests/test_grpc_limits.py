@@ -297,9 +297,10 @@ async def test_concurrent_calls_reach_the_model_as_fewer_larger_batches(stub, ht
     assert singles < batches or batches == 1  # and some calls carried more than one text
 
 
-async def test_metrics_are_exposed(http_url, grpc_app):
+async def test_metrics_are_exposed(http_url, grpc_app, stub):
     from prometheus_client import generate_latest
 
+    await stub.Analyze(pb.AnalyzeRequest(items=items("排队太久"), tasks=[pb.TASK_SENTIMENT]), timeout=60)  # a batch
     text = httpx.get(f"{http_url}/metrics").text
     for name in (
         "cx_nlp_batch_texts_bucket",
@@ -307,6 +308,8 @@ async def test_metrics_are_exposed(http_url, grpc_app):
         "cx_nlp_task_duration_seconds",
         "cx_nlp_model_load_seconds",
         "cx_nlp_model_ready",
+        "cx_nlp_batch_queue_seconds_bucket",
+        "cx_nlp_batch_queue_depth",
         "bentoml_service_adaptive_batch_size",
     ):
         assert name in text, name

@@ -23,6 +23,8 @@ from typing import Any, Literal
 import structlog
 from bentoml._internal.marshal.dispatcher import CorkDispatcher
 
+from cx_nlp.metrics import queue_metrics
+
 log = structlog.stdlib.get_logger("cx_nlp.batching")
 
 Policy = Literal["greedy", "cork"]
@@ -40,6 +42,10 @@ class GreedyDispatcher(CorkDispatcher[Any, Any]):
             self._idle.set()
         return self._idle
 
+    async def inbound_call(self, data: Any) -> Any:
+        queue_metrics().depth.set(len(self._queue) + 1)  # this request joins the queue
+        return await super().inbound_call(data)
+
     async def outbound_call(self, inputs_info: tuple[Any, ...], training: bool = False) -> None:
         try:
             await super().outbound_call(inputs_info, training)
@@ -51,6 +57,13 @@ class GreedyDispatcher(CorkDispatcher[Any, Any]):
         now = time.time()
         while self._queue and now - self._queue[0].enqueue_time >= self.max_latency:
             self._queue.popleft().future.cancel()
+
+    def _report(self, dispatched: tuple[Any, ...]) -> None:
+        metrics = queue_metrics()
+        now = time.time()
+        for job in dispatched:
+            metrics.wait_seconds.observe(now - job.enqueue_time)
+        metrics.depth.set(len(self._queue))
 
     async def controller(self) -> None:
         free = self._model_free()
@@ -67,6 +80,7 @@ class GreedyDispatcher(CorkDispatcher[Any, Any]):
                     continue
                 self._sema.acquire()  # type: ignore[no-untyped-call]
                 inputs_info = tuple(self._get_inputs())
+                self._report(inputs_info)
                 self._loop.create_task(self.outbound_call(inputs_info))
             except asyncio.CancelledError:
                 raise

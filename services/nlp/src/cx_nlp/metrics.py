@@ -75,6 +75,31 @@ class WorkerMetrics:
         )
 
 
+class QueueMetrics:
+    """The worker's batch queue, reported by the greedy dispatcher (cx_nlp.batching): how long requests waited
+    before their model call started, and how many are waiting."""
+
+    def __init__(self) -> None:
+        import bentoml
+
+        m: Any = bentoml.metrics
+        self.wait_seconds = m.Histogram(
+            name="cx_nlp_batch_queue_seconds",
+            documentation="Seconds a request waited in the worker's batch queue before its model call started",
+            labelnames=[],
+            buckets=LATENCY_BUCKETS,
+        )
+        self.depth = m.Gauge(
+            name="cx_nlp_batch_queue_depth", documentation="Requests waiting in the worker's batch queue", labelnames=[]
+        )
+
+
+@lru_cache(maxsize=1)
+def queue_metrics() -> QueueMetrics:
+    """One set per process (the endpoints' dispatchers share it)."""
+    return QueueMetrics()
+
+
 # -- gRPC adapter ----------------------------------------------------------------------------------------
 class AdapterMetrics:
     def __init__(self) -> None:
