@@ -37,6 +37,7 @@ from gateway_testkit import event_kit, make_settings
 
 SERVICES = Path(__file__).resolve().parents[2] / "services"
 GATEWAY_DIR = SERVICES / "gateway"
+NOWHERE = "http://127.0.0.1:9"  # an upstream a test does not start
 
 
 @pytest.fixture
@@ -55,6 +56,61 @@ class DemoPlatform:
     demo: DemoResult
     token: str
     upstream: DemoUpstream
+
+
+@dataclass
+class LiveGateway:
+    app: FastAPI
+    url: str
+    settings: Settings
+    demo: DemoResult
+
+
+@asynccontextmanager
+async def live_gateway(
+    db: Any, nats_url: str, events: Any, services: list[FastAPI], **upstreams: str
+) -> AsyncIterator[LiveGateway]:
+    """The gateway on its own socket in front of `upstreams` (survey_url, ingest_url, alerts_url), the `services`
+    apps verifying its tokens against its published JWKS as in the running stack, and the demo tenant seeded."""
+    settings = make_settings(db.url, nats_url, events, **upstreams)
+    gw_app = create_app(settings)
+    async with live_server(gw_app) as gw_url:
+        for app in services:
+            app.state.jwt_verifier = JWTVerifier(
+                issuer=settings.jwt_issuer, audience=settings.jwt_audience, jwks_url=f"{gw_url}/api/v1/auth/jwks"
+            )
+        async with gw_app.state.runtime.sessions() as session, session.begin():
+            demo = await seed_demo(session, settings)
+        yield LiveGateway(gw_app, gw_url, settings, demo)
+
+
+@pytest.fixture
+def alerts_and_gateway(cx_service_db, cx_nats_url, cx_events):
+    """`async with alerts_and_gateway() as (gateway, alerts_url):` the real alerts service and the gateway (survey
+    and ingest unreachable), both on loopback sockets and wired through JetStream."""
+
+    @asynccontextmanager
+    async def start() -> AsyncIterator[tuple[LiveGateway, str]]:
+        alerts_db = await cx_service_db(SERVICES / "alerts", ALERTS_SCHEMA)
+        gateway_db = await cx_service_db(GATEWAY_DIR, SCHEMA)
+        alerts_app = create_alerts_app(
+            AlertsSettings(**service_settings(alerts_db, cx_nats_url, cx_events), dispatcher_enabled=False)
+        )
+        async with (
+            live_server(alerts_app) as alerts_url,
+            live_gateway(
+                gateway_db,
+                cx_nats_url,
+                cx_events,
+                [alerts_app],
+                alerts_url=alerts_url,
+                survey_url=NOWHERE,
+                ingest_url=NOWHERE,
+            ) as gateway,
+        ):
+            yield gateway, alerts_url
+
+    return start
 
 
 @pytest.fixture
@@ -79,29 +135,26 @@ def demo_platform(cx_service_db, cx_nats_url, cx_events):
             live_server(apps[0]) as survey_url,
             live_server(apps[1]) as ingest_url,
             live_server(apps[2]) as alerts_url,
-        ):
-            settings = make_settings(
-                gateway_db.url,
+            live_gateway(
+                gateway_db,
                 cx_nats_url,
                 cx_events,
+                apps,
                 survey_url=survey_url,
                 ingest_url=ingest_url,
                 alerts_url=alerts_url,
+            ) as gateway,
+        ):
+            token = await demo_admin_token(
+                KeyRing(gateway.app.state.runtime.sessions, gateway.settings), gateway.settings, gateway.demo
             )
-            gw_app = create_app(settings)
-            async with live_server(gw_app) as gw_url:
-                for app in apps:
-                    app.state.jwt_verifier = JWTVerifier(
-                        issuer=settings.jwt_issuer,
-                        audience=settings.jwt_audience,
-                        jwks_url=f"{gw_url}/api/v1/auth/jwks",
-                    )
-                sessions = gw_app.state.runtime.sessions
-                async with sessions() as session, session.begin():
-                    demo = await seed_demo(session, settings)
-                token = await demo_admin_token(KeyRing(sessions, settings), settings, demo)
-                yield DemoPlatform(
-                    gw_app, gw_url, settings, demo, token, DemoUpstream(survey_url, ingest_url, alerts_url)
-                )
+            yield DemoPlatform(
+                gateway.app,
+                gateway.url,
+                gateway.settings,
+                gateway.demo,
+                token,
+                DemoUpstream(survey_url, ingest_url, alerts_url),
+            )
 
     return start

@@ -6,55 +6,23 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 
-from cx_alerts.main import create_app as create_alerts_app
-from cx_alerts.settings import SCHEMA as ALERTS_SCHEMA
-from cx_alerts.settings import Settings as AlertsSettings
-from cx_common.auth import JWTVerifier
-from cx_gateway.demo import DEMO_USERS, demo_password, seed_demo
-from cx_gateway.main import create_app
-from cx_gateway.settings import SCHEMA
-from cx_local.pytest_plugin import live_server
+from cx_gateway.demo import DEMO_USERS, demo_password
 
-SERVICE_DIR = Path(__file__).resolve().parents[2] / "services" / "gateway"
-ALERTS_DIR = SERVICE_DIR.parent / "alerts"
-NOWHERE = "http://127.0.0.1:9"
 LEAD = "cx.lead@demo.cx"
 LEAD_PASSWORD = "cx-lead-password-1"
 
 
 @pytest.fixture
-async def stack(cx_service_db, cx_nats_url, cx_events, ev) -> AsyncIterator[SimpleNamespace]:
-    alerts_db = await cx_service_db(ALERTS_DIR, ALERTS_SCHEMA)
-    gw_db = await cx_service_db(SERVICE_DIR, SCHEMA)
-    alerts_app = create_alerts_app(
-        AlertsSettings(
-            environment="test",
-            database_url=alerts_db.url,
-            nats_url=cx_nats_url,
-            events_stream=cx_events.stream,
-            events_subject_prefix=cx_events.subject_prefix,
-            log_json=False,
-            dispatcher_enabled=False,
-        )
-    )
-    async with live_server(alerts_app) as alerts_url:
-        settings = ev.make_settings(
-            gw_db.url, cx_nats_url, cx_events, alerts_url=alerts_url, survey_url=NOWHERE, ingest_url=NOWHERE
-        )
-        gw_app = create_app(settings)
-        async with live_server(gw_app) as gw_url, httpx.AsyncClient(base_url=gw_url, timeout=20) as http:
-            alerts_app.state.jwt_verifier = JWTVerifier(
-                issuer=settings.jwt_issuer, audience=settings.jwt_audience, jwks_url=f"{gw_url}/api/v1/auth/jwks"
-            )
-            async with gw_app.state.runtime.sessions() as session, session.begin():
-                demo = await seed_demo(session, settings)
+async def stack(alerts_and_gateway, ev) -> AsyncIterator[SimpleNamespace]:
+    async with alerts_and_gateway() as (gateway, alerts_url):
+        demo = gateway.demo
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=20) as http:
 
             async def login(email: str, password: str | None = None) -> dict[str, str]:
                 role = next(r for e, _, r, _, _ in DEMO_USERS if e == email) if password is None else ""
