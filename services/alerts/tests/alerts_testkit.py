@@ -21,6 +21,7 @@ from cx_alerts.main import create_app
 from cx_alerts.settings import Settings
 from cx_common.events import build_envelope
 from cx_local.pytest_plugin import TokenMinter
+from cx_local.pytest_plugin import eventually as poll
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 # a Monday, 09:00 in Shanghai
@@ -68,14 +69,7 @@ class Env:
 
 async def eventually(check: Callable[[], Awaitable[Any]], *, limit: float = 15.0) -> Any:
     """Poll until `check()` returns something truthy (no timing assertion: only a generous upper bound)."""
-    deadline = asyncio.get_running_loop().time() + limit
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.05)
+    return await poll(check, limit)
 
 
 # -- an org tree: HQ → East region → Store 1 / Store 2 -------------------------------------------

@@ -3,7 +3,6 @@ for a test, events published to the test's JetStream namespace as survey and ing
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import uuid
 from types import SimpleNamespace
@@ -12,6 +11,7 @@ from typing import Any
 from cx.events.v1 import events_pb2
 from cx_common.events import build_envelope, subject_for
 from cx_gateway.settings import Settings
+from cx_local.pytest_plugin import eventually as poll
 
 
 def make_settings(db_url: str, nats_url: str, events: Any, **overrides: Any) -> Settings:
@@ -78,14 +78,7 @@ def feedback(org, sentiment, aspects=(), keywords=(), complaint=False, need=""):
 
 
 async def until(check, limit_s=20.0):
-    deadline = asyncio.get_running_loop().time() + limit_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("read model did not catch up")
-        await asyncio.sleep(0.1)
+    return await poll(check, limit_s, interval=0.1, what="read model did not catch up")
 
 
 def event_kit() -> SimpleNamespace:

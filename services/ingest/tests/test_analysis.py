@@ -2,12 +2,12 @@
 registration on FAILED_PRECONDITION (again after NLP restarts), what is stored and announced, re-analysis of
 updates, clustering of unmatched items and promotion into the codebook, re-coding after a new codebook version."""
 
-import asyncio
 import uuid
 
 import pytest
 
 from cx.events.v1 import events_pb2
+from cx_local.pytest_plugin import eventually
 
 FAST = {
     "analysis_enabled": True,
@@ -44,17 +44,6 @@ CODEBOOK = {
         },
     ],
 }
-
-
-async def eventually(check, limit: float = 20.0):
-    deadline = asyncio.get_running_loop().time() + limit
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.05)
 
 
 async def state_counts(ingest) -> dict[str, int]:

@@ -1,9 +1,10 @@
 """NLP down: ingest keeps accepting, the breaker opens, nothing is lost or failed; the backlog drains afterwards."""
 
-import asyncio
 import uuid
 
 import pytest
+
+from cx_local.pytest_plugin import eventually as poll
 
 
 @pytest.fixture
@@ -23,15 +24,8 @@ def ingest_overrides(nlp_down):
     }
 
 
-async def eventually(check, limit: float = 30.0):
-    deadline = asyncio.get_running_loop().time() + limit
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.05)
+async def eventually(check):
+    return await poll(check, 30.0)
 
 
 async def test_backlog_drains_after_an_nlp_outage(ingest, nlp_down):

@@ -9,17 +9,7 @@ from cx.events.v1 import events_pb2
 from cx.nlp.v1 import nlp_pb2_grpc
 from cx_common.grpc import insecure_channel
 from cx_ingest.analysis.worker import AnalysisWorker
-
-
-async def eventually(check, limit: float = 20.0):
-    deadline = asyncio.get_running_loop().time() + limit
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.05)
+from cx_local.pytest_plugin import eventually
 
 
 async def push(ingest, key, n: int, prefix: str = "") -> None:

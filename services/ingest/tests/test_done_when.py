@@ -3,7 +3,6 @@ is registered, pushes a batch and a CSV with some bad rows and sees per-record r
 against the tenant's codebook; clustering shows ranked groups; feedback.received and feedback.analyzed reach
 JetStream once per item version (Nats-Msg-Id = event id)."""
 
-import asyncio
 import csv
 import io
 import uuid
@@ -11,6 +10,7 @@ import uuid
 import pytest
 
 from cx.events.v1 import events_pb2
+from cx_local.pytest_plugin import eventually as poll
 
 CODEBOOK = {
     "name": "门店",
@@ -40,15 +40,8 @@ def ingest_overrides(nlp_server, tmp_path):
     }
 
 
-async def eventually(check, limit: float = 60.0):
-    deadline = asyncio.get_running_loop().time() + limit
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.1)
+async def eventually(check):
+    return await poll(check, 60.0, interval=0.1)
 
 
 async def test_partner_batch_and_csv_analysed_against_the_codebook_clustered_and_announced(ingest, nlp_server):

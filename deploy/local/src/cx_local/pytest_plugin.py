@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,6 +54,25 @@ class ServiceDatabase:
 class EventsNamespace:
     stream: str
     subject_prefix: str
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]],
+    limit: float = 20.0,
+    *,
+    interval: float = 0.05,
+    what: str = "condition not reached",
+) -> Any:
+    """Poll `check()` until it returns something truthy and return that; AssertionError(`what`) once `limit`
+    seconds have passed (a generous upper bound for asynchronous work, never a timing assertion)."""
+    deadline = asyncio.get_running_loop().time() + limit
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(what)
+        await asyncio.sleep(interval)
 
 
 def service_settings(db: ServiceDatabase, nats_url: str, events: EventsNamespace) -> dict[str, object]:
