@@ -152,17 +152,25 @@ async def test_relay_killed_after_publish_before_mark_still_applies_once(world):
     await bus.close()
 
 
-async def test_republish_outside_broker_dedup_is_dropped_by_the_consumer(world):
-    """Even when the broker lets a repeat through (e.g. outside its duplicate window), the consumer applies once."""
-    urls, admin = world["urls"], world["admin"]
-    await backbone.produce(urls[backbone.PRODUCER], 3)
+async def publish_every_event_twice(world, n: int):
+    """The producer stages `n` events; each outbox row is then published twice with a different Nats-Msg-Id, so the
+    broker stores both copies. Returns the bus."""
+    admin = world["admin"]
+    await backbone.produce(world["urls"][backbone.PRODUCER], n)
     bus = await backbone.bus()
     conn = await asyncpg.connect(admin)
     rows = await conn.fetch(f"SELECT subject, payload FROM {backbone.PRODUCER}.outbox ORDER BY id")
     await conn.close()
     for attempt in range(2):
-        for row in rows:  # a different Nats-Msg-Id each round, so the broker stores both copies
+        for row in rows:
             await bus.js.publish(row["subject"], bytes(row["payload"]), headers={"Nats-Msg-Id": f"{attempt}-{row}"})
+    return bus
+
+
+async def test_republish_outside_broker_dedup_is_dropped_by_the_consumer(world):
+    """Even when the broker lets a repeat through (e.g. outside its duplicate window), the consumer applies once."""
+    urls, admin = world["urls"], world["admin"]
+    bus = await publish_every_event_twice(world, 3)
     consumer = backbone.make_consumer(bus, urls[backbone.CONSUMER], ack_wait=5)
 
     async def all_seen() -> bool:
@@ -250,14 +258,7 @@ async def test_batch_consumer_applies_a_fetched_batch_once_and_falls_back_per_me
     """BatchEventConsumer: redelivered copies inside one batch are applied once; a batch whose handler fails is
     rolled back and applied message by message through the per-message handler."""
     urls, admin = world["urls"], world["admin"]
-    await backbone.produce(urls[backbone.PRODUCER], 6)
-    bus = await backbone.bus()
-    conn = await asyncpg.connect(admin)
-    rows = await conn.fetch(f"SELECT subject, payload FROM {backbone.PRODUCER}.outbox ORDER BY id")
-    await conn.close()
-    for attempt in range(2):  # every event twice (different Nats-Msg-Id), so batches hold repeats
-        for row in rows:
-            await bus.js.publish(row["subject"], bytes(row["payload"]), headers={"Nats-Msg-Id": f"{attempt}-{row}"})
+    bus = await publish_every_event_twice(world, 6)  # so batches hold repeats
     batches: list[list[int]] = []
     consumer = backbone.make_batch_consumer(bus, urls[backbone.CONSUMER], batches, fail_on_seq=4)
 
