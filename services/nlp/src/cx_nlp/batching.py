@@ -34,13 +34,10 @@ _REQUIRED = ("_queue", "_sema", "_wake_event", "_get_inputs", "outbound_call", "
 class GreedyDispatcher(CorkDispatcher[Any, Any]):
     """Release whatever is queued as soon as the previous batch of this worker is done."""
 
-    _idle: asyncio.Event | None = None
-
-    def _model_free(self) -> asyncio.Event:
-        if self._idle is None:
-            self._idle = asyncio.Event()
-            self._idle.set()
-        return self._idle
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._model_free = asyncio.Event()  # set while no batch of this worker runs
+        self._model_free.set()
 
     async def inbound_call(self, data: Any) -> Any:
         queue_metrics().depth.set(len(self._queue) + 1)  # this request joins the queue
@@ -50,7 +47,7 @@ class GreedyDispatcher(CorkDispatcher[Any, Any]):
         try:
             await super().outbound_call(inputs_info, training)
         finally:  # the base class released the semaphore
-            self._model_free().set()
+            self._model_free.set()
 
     def _refuse_expired(self) -> None:
         """Requests that waited the whole latency budget get BentoML's fallback (503), as with the cork."""
@@ -66,7 +63,7 @@ class GreedyDispatcher(CorkDispatcher[Any, Any]):
         metrics.depth.set(len(self._queue))
 
     async def controller(self) -> None:
-        free = self._model_free()
+        free = self._model_free
         while True:
             try:
                 async with self._wake_event:  # block until a request is queued
