@@ -42,6 +42,6 @@ class ManualClock:
         return self._now
 
 
-def request_clock(request: Request) -> Clock:
+async def request_clock(request: Request) -> Clock:
     clock: Clock = request.app.state.runtime.extras["clock"]
     return clock

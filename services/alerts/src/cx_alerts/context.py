@@ -37,7 +37,7 @@ class Ctx:
         )
 
 
-def request_ctx(request: Request) -> Ctx:
+async def request_ctx(request: Request) -> Ctx:
     ctx: Ctx = request.app.state.runtime.extras["ctx"]
     return ctx
 

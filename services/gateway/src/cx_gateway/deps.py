@@ -14,11 +14,11 @@ from cx_gateway.org.service import OrgScope, scope_of
 from cx_gateway.settings import Settings
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)
 
 
-def get_keyring(request: Request) -> KeyRing:
+async def get_keyring(request: Request) -> KeyRing:
     return cast(KeyRing, request.app.state.runtime.extras["keyring"])
 
 

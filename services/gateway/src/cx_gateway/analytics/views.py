@@ -50,7 +50,7 @@ async def narrowed_scope(
     return OrgScope(scope.tenant_id, unit.id, unit.path), unit
 
 
-def filters(
+async def filters(
     date_from: Annotated[
         dt.date | None, Query(alias="from", description="first day (UTC), default 30 days ago")
     ] = None,
