@@ -271,8 +271,18 @@ async def test_health_follows_the_upstream_and_shutdown_drains(make_settings, ht
 
 
 # -- batching ----------------------------------------------------------------------------------------------
-async def test_concurrent_calls_reach_the_model_as_fewer_larger_batches(stub, http_url, read_metric):
-    async with httpx.AsyncClient(base_url=http_url) as client:
+@pytest.mark.parametrize("coalescing", [True, False], ids=["adapter-coalescing", "one-request-per-rpc"])
+async def test_concurrent_calls_reach_the_model_as_fewer_larger_batches(
+    coalescing, stub, make_settings, http_url, read_metric
+):
+    """With the adapter sharing requests between concurrent RPCs (the default) and without (then what batches them
+    is BentoML's adaptive batching alone)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if not coalescing:
+            app, channel = await stack.enter_async_context(adapter(make_settings, http_url, upstream_inflight=0))
+            assert await app.adapter.wait_ready(30)
+            stub = nlp_pb2_grpc.NlpServiceStub(channel)
+        client = await stack.enter_async_context(httpx.AsyncClient(base_url=http_url))
 
         async def snapshot() -> dict[str, float]:
             return read_metric((await client.get("/metrics")).text, "cx_nlp_batch_texts", endpoint="analyze")

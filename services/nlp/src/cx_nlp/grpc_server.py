@@ -5,6 +5,8 @@ HTTP service on localhost (which keeps adaptive batching across all callers).
 - bounds in-flight work (RPCs and texts): over the bound -> RESOURCE_EXHAUSTED at once, no unbounded queue;
 - passes the caller's deadline on as the HTTP timeout; a cancelled call cancels its HTTP request and frees
   its slot;
+- concurrent Analyze / Embed calls share upstream requests when the endpoint has enough in flight already
+  (`cx_nlp.coalescing`: a lone call goes at once);
 - talks to the upstream with a pooled aiohttp client (about a tenth of httpx's CPU per request, measured: 0.13 vs
   1.1-1.9 ms, which on a small Pod is CPU taken from the model);
 - keeps the codebook registry (tenant, codebook, version) -> nodes + fingerprint (see cx_nlp.codebooks);
@@ -35,8 +37,10 @@ from cx.nlp.v1 import nlp_pb2, nlp_pb2_grpc
 from cx_common.context import outgoing_headers
 from cx_common.grpc import ServerContextInterceptor
 from cx_common.logging import configure_logging, get_logger
+from cx_nlp.coalescing import Coalescer
 from cx_nlp.codebooks import CodebookError, LruCache, fingerprint, node_to_dict, validate_nodes
 from cx_nlp.metrics import adapter_metrics
+from cx_nlp.rpc_errors import RpcError
 from cx_nlp.settings import NlpSettings
 from cx_nlp.wire import CODEBOOK_UNKNOWN, DEFAULT_TASKS, TASK_NAMES, decode_vector, result_to_proto
 
@@ -45,13 +49,6 @@ log = get_logger("cx_nlp.grpc")
 Ctx = aio.ServicerContext[Any, Any]
 SERVICE_NAME = nlp_pb2.DESCRIPTOR.services_by_name["NlpService"].full_name
 HEALTH_SERVICES = ("", SERVICE_NAME)
-
-
-class RpcError(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -98,6 +95,7 @@ class NlpAdapter(nlp_pb2_grpc.NlpServiceServicer):
         self.upstream_ready = False
         self.model_info: dict[str, Any] | None = None
         self._client: aiohttp.ClientSession | None = None
+        self._coalescer: Coalescer | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._ready_event = asyncio.Event()
 
@@ -105,6 +103,10 @@ class NlpAdapter(nlp_pb2_grpc.NlpServiceServicer):
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self.settings.upstream_connections, keepalive_timeout=60)
         self._client = aiohttp.ClientSession(connector=connector, json_serialize=_dumps)
+        if (inflight := self.settings.resolved_upstream_inflight()) > 0:
+            self._coalescer = Coalescer(
+                self._send, max_inflight=inflight, max_items=self.settings.max_items_per_request, observe=self._sent
+            )
         await self._set_health(False)
         self._watcher = asyncio.create_task(self._watch_upstream(), name="cx-nlp-upstream-watch")
 
@@ -113,6 +115,9 @@ class NlpAdapter(nlp_pb2_grpc.NlpServiceServicer):
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
+        if self._coalescer is not None:
+            await self._coalescer.close()
+            self._coalescer = None
         if self._client is not None:
             await self._client.close()
             self._client = None
@@ -212,18 +217,36 @@ class NlpAdapter(nlp_pb2_grpc.NlpServiceServicer):
                 for task in tasks:
                     self.metrics.task_seconds.labels(task=task).observe(elapsed)
 
-    async def _post(self, path: str, payload: dict[str, Any], context: Ctx) -> Any:
-        assert self._client is not None
+    def _timeout(self, context: Ctx) -> float:
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
             raise RpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded before the model was called")
-        timeout = self.settings.upstream_timeout_s if remaining is None else min(remaining, 3600.0)
+        return self.settings.upstream_timeout_s if remaining is None else min(remaining, 3600.0)
+
+    async def _post(self, path: str, payload: dict[str, Any], context: Ctx) -> Any:
+        """One upstream request for this call alone."""
+        return await self._send(path, payload, self._timeout(context), outgoing_headers())
+
+    async def _batch(self, path: str, field: str, items: list[Any], context: Ctx) -> list[Any]:
+        """`{field: items}` to a batchable endpoint, sharing a request with concurrent calls when coalescing."""
+        if self._coalescer is None:
+            answer: list[Any] = await self._post(path, {field: items}, context)
+            return answer
+        shared: list[Any] = await self._coalescer.call(path, field, items, self._timeout(context), outgoing_headers())
+        return shared
+
+    def _sent(self, path: str, items: int, calls: int) -> None:
+        self.metrics.upstream_items.labels(path=path).observe(items)
+        self.metrics.upstream_calls.labels(path=path).observe(calls)
+
+    async def _send(self, path: str, payload: dict[str, Any], timeout_s: float, headers: dict[str, str]) -> Any:
+        assert self._client is not None
         try:
             async with self._client.post(
                 self.upstream_url + path,
                 data=_dumps(payload),
-                headers={"content-type": "application/json", **outgoing_headers()},
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                headers={"content-type": "application/json", **headers},
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
             ) as response:
                 status, reason, body = response.status, response.reason, await response.read()
         except TimeoutError as exc:
@@ -299,7 +322,7 @@ class NlpAdapter(nlp_pb2_grpc.NlpServiceServicer):
                 }
                 for t in texts
             ]
-            results: list[dict[str, Any]] = await self._post("/analyze", {"items": items}, context)
+            results: list[dict[str, Any]] = await self._batch("/analyze", "items", items, context)
             missing = [i for i, r in enumerate(results) if r.get("error") == CODEBOOK_UNKNOWN]
             if missing and codebook is not None:
                 # That worker has not compiled the codebook yet: send those items again with the nodes.
@@ -356,7 +379,7 @@ class NlpAdapter(nlp_pb2_grpc.NlpServiceServicer):
             self.metrics.rejected.labels(reason="invalid").inc()
             await _abort(context, exc.code, exc.message)
         async with self._rpc(context, "Embed", len(texts)):
-            encoded: list[str] = await self._post("/embed", {"texts": texts}, context)
+            encoded: list[str] = await self._batch("/embed", "texts", texts, context)
             vectors = [decode_vector(v) for v in encoded]
             response = nlp_pb2.EmbedResponse(
                 dimension=int(vectors[0].shape[0]) if vectors else 0, model_version=self._model_version()

@@ -121,6 +121,18 @@ class AdapterMetrics:
             ["method"],
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
         )
+        self.upstream_items = Histogram(
+            "cx_nlp_grpc_upstream_request_texts",
+            "Texts per HTTP request to the model service (concurrent RPCs share requests)",
+            ["path"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+        )
+        self.upstream_calls = Histogram(
+            "cx_nlp_grpc_upstream_request_rpcs",
+            "RPCs served by one HTTP request to the model service",
+            ["path"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+        )
         self.inflight_requests = Gauge("cx_nlp_grpc_inflight_requests", "RPCs being processed")
         self.queue_depth = Gauge("cx_nlp_grpc_queue_depth", "Texts accepted and not yet answered (queue depth)")
         self.rejected = Counter("cx_nlp_grpc_rejected_total", "Calls refused before reaching the model", ["reason"])

@@ -79,6 +79,12 @@ class NlpSettings(ServiceSettings):
     upstream_url: str = Field(default="http://127.0.0.1:3000", description="the BentoML service the adapter calls")
     upstream_timeout_s: float = Field(default=60.0, gt=0, description="per call, when the caller set no deadline")
     upstream_connections: int = Field(default=64, ge=1)
+    upstream_inflight: int = Field(
+        default=-1,
+        ge=-1,
+        description="HTTP requests the adapter keeps in flight per batchable endpoint; RPCs arriving while all are "
+        "busy share the next one (cx_nlp.coalescing). -1 = auto (workers + 1), 0 = one request per RPC",
+    )
     grpc_metrics_port: int = Field(default=0, ge=0, description="Prometheus port of the gRPC adapter; 0 = off")
     health_poll_interval_s: float = Field(default=1.0, gt=0)
     shutdown_grace_s: float = Field(default=15.0, ge=0)
@@ -94,6 +100,10 @@ class NlpSettings(ServiceSettings):
 
     def resolved_torch_threads(self) -> int:
         return self.torch_threads or default_torch_threads()
+
+    def resolved_upstream_inflight(self) -> int:
+        """Enough requests to keep every worker busy with one queued behind it (auto), or as set."""
+        return self.resolved_workers() + 1 if self.upstream_inflight < 0 else self.upstream_inflight
 
     def resolved_workers(self) -> int:
         if self.workers:
