@@ -188,13 +188,21 @@ async def test_cancelled_calls_free_their_work() -> None:
     assert await after == ["AFTER"]
 
 
-async def test_close_cancels_waiting_and_inflight_calls() -> None:
+async def test_close_cancels_waiting_and_shared_calls() -> None:
     up = Upstream()
     co = Coalescer(up.post, max_inflight=1, max_items=100)
-    inflight, waiting = start(co, "a"), start(co, "b")
+    lone = start(co, "a")  # a lone call's request runs in the caller's own task: it ends with the caller
+    await settle()
+    shared, waiting = [start(co, "b"), start(co, "c")], start(co, "d")
+    await settle()
+    up.release(0)
+    assert await lone == ["A"]
+    await settle()
+    assert up.requests[1][0] == ["b", "c", "d"]
+    late = start(co, "e")
     await settle()
     await co.close()
-    for call in (inflight, waiting):
+    for call in (*shared, waiting, late):
         with pytest.raises(asyncio.CancelledError):
             await call
     assert up.cancelled == 1

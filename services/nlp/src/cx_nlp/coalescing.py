@@ -5,8 +5,8 @@ both processes a request's worth of work each time (aiohttp here; routing, JSON 
 in BentoML), and when callers send one text per RPC that overhead is most of the CPU spent per text. So per
 endpoint at most `max_inflight` requests are in flight; RPCs that arrive while they are all busy wait, and the next
 request carries all of them. Nothing waits for company: a request goes as soon as a slot is free, so a lone call
-is sent at once (the same greedy rule as the worker's batching, `cx_nlp.batching`), and BentoML still batches
-across requests and splits what exceeds its `max_batch_size`.
+is sent at once, from its own task (the same greedy rule as the worker's batching, `cx_nlp.batching`), and
+BentoML still batches across requests and splits what exceeds its `max_batch_size`.
 
 A request shared by several RPCs:
 - is sent with the latest of their deadlines and the trace headers of the first;
@@ -65,12 +65,26 @@ class Coalescer:
         self, path: str, field_name: str, items: list[Any], timeout_s: float, headers: dict[str, str]
     ) -> Any:
         """POST `{field_name: items}` to `path`, possibly together with other calls; answers this call's list."""
-        part = _Part(items, timeout_s, headers)
         key = (path, field_name)
         endpoint = self._endpoints.setdefault(key, _Endpoint())
+        if endpoint.inflight < self.max_inflight and not any(not p.future.done() for p in endpoint.waiting):
+            return await self._alone(key, endpoint, items, timeout_s, headers)
+        part = _Part(items, timeout_s, headers)
         endpoint.waiting.append(part)
         self._send_waiting(key, endpoint)
         return await part.future  # cancelling the caller cancels the future: its request sees that
+
+    async def _alone(
+        self, key: tuple[str, str], endpoint: _Endpoint, items: list[Any], timeout_s: float, headers: dict[str, str]
+    ) -> Any:
+        """A free slot and nobody waiting: the request is this call's alone, sent from the caller's own task (no
+        hand-off to a sender task; cancelling the caller cancels the request)."""
+        endpoint.inflight += 1
+        try:
+            return await self._request(key, items, 1, timeout_s, headers)
+        finally:
+            endpoint.inflight -= 1
+            self._send_waiting(key, endpoint)
 
     async def close(self) -> None:
         """Cancel every request in flight and every call still waiting."""
@@ -107,6 +121,17 @@ class Coalescer:
             for part in parts:
                 part.future.add_done_callback(_cancel_when_all_cancelled(task, parts))
 
+    async def _request(
+        self, key: tuple[str, str], items: list[Any], calls: int, timeout_s: float, headers: dict[str, str]
+    ) -> list[Any]:
+        path, field_name = key
+        if self._observe is not None:
+            self._observe(path, len(items), calls)
+        answer = await self._post(path, {field_name: items}, timeout_s, headers)
+        if not isinstance(answer, list) or len(answer) != len(items):
+            raise RpcError(grpc.StatusCode.INTERNAL, f"{path}: the model answered {len(items)} items wrongly")
+        return answer
+
     async def _send(self, key: tuple[str, str], endpoint: _Endpoint, parts: list[_Part]) -> None:
         path, field_name = key
         try:
@@ -121,13 +146,9 @@ class Coalescer:
 
     async def _deliver(self, path: str, field_name: str, parts: list[_Part]) -> None:
         items = [item for part in parts for item in part.items]
-        if self._observe is not None:
-            self._observe(path, len(items), len(parts))
         timeout_s = max(part.timeout_s for part in parts)
         try:
-            answer = await self._post(path, {field_name: items}, timeout_s, parts[0].headers)
-            if not isinstance(answer, list) or len(answer) != len(items):
-                raise RpcError(grpc.StatusCode.INTERNAL, f"{path}: the model answered {len(items)} items wrongly")
+            answer = await self._request((path, field_name), items, len(parts), timeout_s, parts[0].headers)
         except RpcError as exc:
             if exc.code == grpc.StatusCode.INVALID_ARGUMENT and len(parts) > 1:
                 alone = [self._deliver(path, field_name, [part]) for part in parts if not part.future.done()]
