@@ -57,6 +57,15 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+async def occupied(max_items: int = 100) -> tuple[Upstream, Coalescer, asyncio.Task[Any]]:
+    """A coalescer with one slot, held by a call of item "x" until the test releases request 0."""
+    up = Upstream()
+    co = Coalescer(up.post, max_inflight=1, max_items=max_items)
+    busy = start(co, "x")
+    await settle()
+    return up, co, busy
+
+
 def start(coalescer: Coalescer, *items: str, timeout_s: float = 10.0, trace: str = "") -> asyncio.Task[Any]:
     return asyncio.ensure_future(coalescer.call("/embed", "texts", list(items), timeout_s, {"traceparent": trace}))
 
@@ -96,10 +105,7 @@ async def test_calls_arriving_while_every_slot_is_busy_share_the_next_request() 
 
 
 async def test_a_shared_request_holds_at_most_max_items() -> None:
-    up = Upstream()
-    co = Coalescer(up.post, max_inflight=1, max_items=3)
-    busy = start(co, "x")
-    await settle()
+    up, co, busy = await occupied(max_items=3)
     waiting = [start(co, "a", "b"), start(co, "c"), start(co, "d", "e", "f", "g")]
     await settle()
     up.release(0)
@@ -114,11 +120,8 @@ async def test_a_shared_request_holds_at_most_max_items() -> None:
 
 
 async def test_an_invalid_shared_request_is_resent_call_by_call() -> None:
-    up = Upstream()
+    up, co, busy = await occupied()
     up.reject_items = {"bad"}
-    co = Coalescer(up.post, max_inflight=1, max_items=100)
-    busy = start(co, "x")
-    await settle()
     good, bad, other = start(co, "g"), start(co, "ok", "bad"), start(co, "o")
     await settle()
     up.release(0)
@@ -137,11 +140,8 @@ async def test_an_invalid_shared_request_is_resent_call_by_call() -> None:
 
 
 async def test_any_other_failure_fails_every_call_of_the_request() -> None:
-    up = Upstream()
+    up, co, busy = await occupied()
     up.failures[1] = RpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, "overloaded")
-    co = Coalescer(up.post, max_inflight=1, max_items=100)
-    busy = start(co, "x")
-    await settle()
     a, b = start(co, "a"), start(co, "b")
     await settle()
     up.release(0)
@@ -160,10 +160,7 @@ async def test_any_other_failure_fails_every_call_of_the_request() -> None:
 
 
 async def test_cancelled_calls_free_their_work() -> None:
-    up = Upstream()
-    co = Coalescer(up.post, max_inflight=1, max_items=100)
-    busy = start(co, "x")
-    await settle()
+    up, co, busy = await occupied()
     gone, stays, shared_gone = start(co, "gone"), start(co, "s"), start(co, "t")
     await settle()
     gone.cancel()  # cancelled while waiting: never sent
