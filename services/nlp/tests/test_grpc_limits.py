@@ -329,5 +329,7 @@ async def test_metrics_are_exposed(http_url, grpc_app, stub):
         "cx_nlp_grpc_task_duration_seconds",
         "cx_nlp_grpc_queue_depth",
         "cx_nlp_grpc_rejected_total",
+        "cx_nlp_grpc_upstream_request_texts_bucket",
+        "cx_nlp_grpc_upstream_request_rpcs_bucket",
     ):
         assert name in adapter_text, name
