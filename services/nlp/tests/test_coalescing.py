@@ -205,6 +205,67 @@ async def test_close_cancels_waiting_and_shared_calls() -> None:
     assert up.cancelled == 1
 
 
+async def seeded(max_inflight: int, max_items: int = 100) -> tuple[Upstream, Coalescer]:
+    """A coalescer that holds its last free slot (hold_fraction 0.8) and has seen one request of ~50 ms."""
+    up = Upstream()
+    co = Coalescer(up.post, max_inflight=max_inflight, max_items=max_items, hold_fraction=0.8)
+    first = start(co, "seed")
+    await settle()
+    await asyncio.sleep(0.05)
+    up.release(0)
+    assert await first == ["SEED"]
+    return up, co
+
+
+async def test_the_last_free_slot_waits_for_the_request_in_flight() -> None:
+    up, co = await seeded(max_inflight=2)
+    running = start(co, "x")  # nothing in flight: at once
+    await settle()
+    assert up.requests[1][0] == ["x"]
+    held = [start(co, "a"), start(co, "b")]  # the last slot: its texts would wait behind "x" at the model anyway
+    await settle()
+    assert len(up.requests) == 2
+    up.release(1)  # the request in flight answers: what waits goes at once, together
+    assert await running == ["X"]
+    await settle()
+    assert up.requests[2][0] == ["a", "b"]
+    up.release(2)
+    assert [await h for h in held] == [["A"], ["B"]]
+
+
+async def test_a_held_slot_is_used_shortly_before_the_request_in_flight_is_due() -> None:
+    up, co = await seeded(max_inflight=2)
+    running = start(co, "x")
+    await settle()
+    held = start(co, "a")
+    await settle()
+    assert len(up.requests) == 2
+    for _ in range(400):  # sent by its timer (0.8 x ~50 ms after "x"), while "x" is still running
+        if len(up.requests) == 3:
+            break
+        await asyncio.sleep(0.005)
+    assert up.requests[2][0] == ["a"]
+    assert not running.done()
+    up.release(1)
+    up.release(2)
+    assert await running == ["X"] and await held == ["A"]
+
+
+async def test_no_hold_with_more_than_one_slot_free_or_a_full_request_waiting() -> None:
+    up, co = await seeded(max_inflight=3, max_items=2)
+    running = start(co, "x")
+    await settle()
+    second = start(co, "y")  # two slots free: at once
+    await settle()
+    assert up.requests[2][0] == ["y"]
+    full = start(co, "a", "b")  # the last slot, but a full request is waiting: at once
+    await settle()
+    assert up.requests[3][0] == ["a", "b"]
+    for number in (1, 2, 3):
+        up.release(number)
+    assert [await c for c in (running, second, full)] == [["X"], ["Y"], ["A", "B"]]
+
+
 # -- end to end: the real adapter and the real BentoML service ------------------------------------------------
 def upstream_rpcs_sum(path: str) -> float:
     value = REGISTRY.get_sample_value("cx_nlp_grpc_upstream_request_rpcs_sum", {"path": path})

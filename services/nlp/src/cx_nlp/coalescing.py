@@ -8,6 +8,11 @@ request carries all of them. Nothing waits for company: a request goes as soon a
 is sent at once, from its own task (the same greedy rule as the worker's batching, `cx_nlp.batching`), and
 BentoML still batches across requests and splits what exceeds its `max_batch_size`.
 
+One exception to "at once" (`hold_fraction`): the last free slot. A request sent there can only queue at the model
+behind the ones in flight, so it is sent when the oldest of them has run `hold_fraction` of the recent request
+time, and carries whatever arrived meanwhile (bigger model batches). Nothing is held while no request is in flight,
+while more than one slot is free, or once a full request waits; when a request answers, what waits goes at once.
+
 A request shared by several RPCs:
 - is sent with the latest of their deadlines and the trace headers of the first;
 - is cancelled only when every RPC in it is (a cancelled RPC just stops waiting for its part);
@@ -48,15 +53,30 @@ class _Part:
 class _Endpoint:
     waiting: list[_Part] = field(default_factory=list)
     inflight: int = 0
+    started: list[float] = field(default_factory=list)  # loop times the requests in flight were sent
+    latency_s: float = 0.0  # moving average of a request's time, send to answer (0: none answered yet)
+    timer: asyncio.TimerHandle | None = None  # sends the held slot's request
+
+
+LATENCY_WEIGHT = 0.2  # of the newest request in the moving average
 
 
 class Coalescer:
-    def __init__(self, post: Post, *, max_inflight: int, max_items: int, observe: Observer | None = None) -> None:
+    def __init__(
+        self,
+        post: Post,
+        *,
+        max_inflight: int,
+        max_items: int,
+        hold_fraction: float = 0.0,
+        observe: Observer | None = None,
+    ) -> None:
         if max_inflight < 1:
             raise ValueError("max_inflight must be at least 1")
         self._post = post
         self.max_inflight = max_inflight
         self.max_items = max_items
+        self.hold_fraction = hold_fraction
         self._observe = observe
         self._endpoints: dict[tuple[str, str], _Endpoint] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -67,7 +87,11 @@ class Coalescer:
         """POST `{field_name: items}` to `path`, possibly together with other calls; answers this call's list."""
         key = (path, field_name)
         endpoint = self._endpoints.setdefault(key, _Endpoint())
-        if endpoint.inflight < self.max_inflight and not any(not p.future.done() for p in endpoint.waiting):
+        if (
+            endpoint.inflight < self.max_inflight
+            and not any(not p.future.done() for p in endpoint.waiting)
+            and self._hold_until(endpoint, len(items)) is None
+        ):
             return await self._alone(key, endpoint, items, timeout_s, headers)
         part = _Part(items, timeout_s, headers)
         endpoint.waiting.append(part)
@@ -79,16 +103,47 @@ class Coalescer:
     ) -> Any:
         """A free slot and nobody waiting: the request is this call's alone, sent from the caller's own task (no
         hand-off to a sender task; cancelling the caller cancels the request)."""
-        endpoint.inflight += 1
+        started = self._begin(endpoint)
         try:
             return await self._request(key, items, 1, timeout_s, headers)
         finally:
-            endpoint.inflight -= 1
+            self._end(endpoint, started)
             self._send_waiting(key, endpoint)
+
+    def _begin(self, endpoint: _Endpoint) -> float:
+        started = asyncio.get_running_loop().time()
+        endpoint.inflight += 1
+        endpoint.started.append(started)
+        return started
+
+    def _end(self, endpoint: _Endpoint, started: float) -> None:
+        took = asyncio.get_running_loop().time() - started
+        endpoint.inflight -= 1
+        endpoint.started.remove(started)
+        w = LATENCY_WEIGHT if endpoint.latency_s else 1.0
+        endpoint.latency_s = (1 - w) * endpoint.latency_s + w * took
+
+    def _hold_until(self, endpoint: _Endpoint, waiting_items: int) -> float | None:
+        """When the last free slot may be used: a request sent there waits at the model behind the ones in flight
+        anyway, so it goes shortly before the oldest of them is due to answer and carries what arrived meanwhile.
+        None: at once (no hold configured, no request in flight, more than one slot free, nothing measured yet,
+        or a full request already waiting)."""
+        if (
+            self.hold_fraction <= 0
+            or endpoint.inflight == 0
+            or endpoint.inflight < self.max_inflight - 1
+            or not endpoint.latency_s
+            or waiting_items >= self.max_items
+        ):
+            return None
+        return min(endpoint.started) + self.hold_fraction * endpoint.latency_s
 
     async def close(self) -> None:
         """Cancel every request in flight and every call still waiting."""
         for endpoint in self._endpoints.values():
+            if endpoint.timer is not None:
+                endpoint.timer.cancel()
+                endpoint.timer = None
             for part in endpoint.waiting:
                 part.future.cancel()
             endpoint.waiting.clear()
@@ -99,8 +154,21 @@ class Coalescer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def _send_waiting(self, key: tuple[str, str], endpoint: _Endpoint) -> None:
+    def _send_waiting(self, key: tuple[str, str], endpoint: _Endpoint, *, held: bool = False) -> None:
+        """Send what waits, as far as slots allow; `held`: the timer of a held slot fired (send now)."""
+        if endpoint.timer is not None and not held:
+            endpoint.timer.cancel()
+        endpoint.timer = None
         while endpoint.inflight < self.max_inflight:
+            endpoint.waiting = [p for p in endpoint.waiting if not p.future.done()]
+            if not endpoint.waiting:
+                return
+            loop = asyncio.get_running_loop()
+            until = None if held else self._hold_until(endpoint, sum(len(p.items) for p in endpoint.waiting))
+            if until is not None and loop.time() < until:
+                endpoint.timer = loop.call_at(until, lambda: self._send_waiting(key, endpoint, held=True))
+                return
+            held = False
             parts: list[_Part] = []
             count = 0
             while endpoint.waiting:
@@ -114,8 +182,9 @@ class Coalescer:
                 count += len(part.items)
             if not parts:
                 return
-            endpoint.inflight += 1
-            task = asyncio.create_task(self._send(key, endpoint, parts), name=f"cx-nlp-upstream{key[0]}")
+            task = asyncio.create_task(
+                self._send(key, endpoint, parts, self._begin(endpoint)), name=f"cx-nlp-upstream{key[0]}"
+            )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             for part in parts:
@@ -132,7 +201,7 @@ class Coalescer:
             raise RpcError(grpc.StatusCode.INTERNAL, f"{path}: the model answered {len(items)} items wrongly")
         return answer
 
-    async def _send(self, key: tuple[str, str], endpoint: _Endpoint, parts: list[_Part]) -> None:
+    async def _send(self, key: tuple[str, str], endpoint: _Endpoint, parts: list[_Part], started: float) -> None:
         path, field_name = key
         try:
             await self._deliver(path, field_name, parts)
@@ -141,7 +210,7 @@ class Coalescer:
                 part.future.cancel()
             raise
         finally:
-            endpoint.inflight -= 1
+            self._end(endpoint, started)
             self._send_waiting(key, endpoint)
 
     async def _deliver(self, path: str, field_name: str, parts: list[_Part]) -> None:

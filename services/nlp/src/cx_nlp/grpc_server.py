@@ -105,7 +105,11 @@ class NlpAdapter(nlp_pb2_grpc.NlpServiceServicer):
         self._client = aiohttp.ClientSession(connector=connector, json_serialize=_dumps)
         if (inflight := self.settings.resolved_upstream_inflight()) > 0:
             self._coalescer = Coalescer(
-                self._send, max_inflight=inflight, max_items=self.settings.max_items_per_request, observe=self._sent
+                self._send,
+                max_inflight=inflight,
+                max_items=self.settings.max_items_per_request,
+                hold_fraction=self.settings.upstream_hold,
+                observe=self._sent,
             )
         await self._set_health(False)
         self._watcher = asyncio.create_task(self._watch_upstream(), name="cx-nlp-upstream-watch")

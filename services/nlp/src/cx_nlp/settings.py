@@ -85,6 +85,13 @@ class NlpSettings(ServiceSettings):
         description="HTTP requests the adapter keeps in flight per batchable endpoint; RPCs arriving while all are "
         "busy share the next one (cx_nlp.coalescing). -1 = auto (workers + 1), 0 = one request per RPC",
     )
+    upstream_hold: float = Field(
+        default=0.8,
+        ge=0.0,
+        le=1.0,
+        description="the last free request slot is used once the oldest request in flight has run this fraction of "
+        "the recent request time (its texts would wait behind it at the model anyway); 0 = at once",
+    )
     grpc_metrics_port: int = Field(default=0, ge=0, description="Prometheus port of the gRPC adapter; 0 = off")
     health_poll_interval_s: float = Field(default=1.0, gt=0)
     shutdown_grace_s: float = Field(default=15.0, ge=0)
