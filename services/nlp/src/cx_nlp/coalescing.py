@@ -89,7 +89,7 @@ class Coalescer:
         endpoint = self._endpoints.setdefault(key, _Endpoint())
         if (
             endpoint.inflight < self.max_inflight
-            and not any(not p.future.done() for p in endpoint.waiting)
+            and not _live_waiting(endpoint)
             and self._hold_until(endpoint, len(items)) is None
         ):
             return await self._alone(key, endpoint, items, timeout_s, headers)
@@ -159,29 +159,18 @@ class Coalescer:
         if endpoint.timer is not None and not held:
             endpoint.timer.cancel()
         endpoint.timer = None
-        while endpoint.inflight < self.max_inflight:
-            endpoint.waiting = [p for p in endpoint.waiting if not p.future.done()]
-            if not endpoint.waiting:
-                return
+        while endpoint.inflight < self.max_inflight and (waiting := _live_waiting(endpoint)):
             loop = asyncio.get_running_loop()
-            until = None if held else self._hold_until(endpoint, sum(len(p.items) for p in endpoint.waiting))
+            until = None if held else self._hold_until(endpoint, sum(len(p.items) for p in waiting))
             if until is not None and loop.time() < until:
                 endpoint.timer = loop.call_at(until, lambda: self._send_waiting(key, endpoint, held=True))
                 return
             held = False
-            parts: list[_Part] = []
-            count = 0
-            while endpoint.waiting:
-                part = endpoint.waiting[0]
-                if part.future.done():  # cancelled (deadline, caller gone) before it was sent
-                    endpoint.waiting.pop(0)
-                    continue
-                if parts and count + len(part.items) > self.max_items:
-                    break
-                parts.append(endpoint.waiting.pop(0))
-                count += len(part.items)
-            if not parts:
-                return
+            parts = [waiting.pop(0)]  # the first always goes, even when it alone exceeds max_items
+            count = len(parts[0].items)
+            while waiting and count + len(waiting[0].items) <= self.max_items:
+                count += len(waiting[0].items)
+                parts.append(waiting.pop(0))
             task = asyncio.create_task(
                 self._send(key, endpoint, parts, self._begin(endpoint)), name=f"cx-nlp-upstream{key[0]}"
             )
@@ -202,9 +191,8 @@ class Coalescer:
         return answer
 
     async def _send(self, key: tuple[str, str], endpoint: _Endpoint, parts: list[_Part], started: float) -> None:
-        path, field_name = key
         try:
-            await self._deliver(path, field_name, parts)
+            await self._deliver(key, parts)
         except asyncio.CancelledError:
             for part in parts:  # every caller had gone, or the adapter is closing
                 part.future.cancel()
@@ -213,14 +201,14 @@ class Coalescer:
             self._end(endpoint, started)
             self._send_waiting(key, endpoint)
 
-    async def _deliver(self, path: str, field_name: str, parts: list[_Part]) -> None:
+    async def _deliver(self, key: tuple[str, str], parts: list[_Part]) -> None:
         items = [item for part in parts for item in part.items]
         timeout_s = max(part.timeout_s for part in parts)
         try:
-            answer = await self._request((path, field_name), items, len(parts), timeout_s, parts[0].headers)
+            answer = await self._request(key, items, len(parts), timeout_s, parts[0].headers)
         except RpcError as exc:
             if exc.code == grpc.StatusCode.INVALID_ARGUMENT and len(parts) > 1:
-                alone = [self._deliver(path, field_name, [part]) for part in parts if not part.future.done()]
+                alone = [self._deliver(key, [part]) for part in parts if not part.future.done()]
                 await asyncio.gather(*alone)
                 return
             for part in parts:
@@ -233,6 +221,12 @@ class Coalescer:
             if not part.future.done():
                 part.future.set_result(answer[start:end])
             start = end
+
+
+def _live_waiting(endpoint: _Endpoint) -> list[_Part]:
+    """The endpoint's waiting calls without those cancelled before they were sent (deadline, caller gone)."""
+    endpoint.waiting = [part for part in endpoint.waiting if not part.future.done()]
+    return endpoint.waiting
 
 
 def _cancel_when_all_cancelled(

@@ -15,6 +15,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+TEXT_COUNT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)  # texts per RPC / per upstream request
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -119,13 +120,13 @@ class AdapterMetrics:
             "cx_nlp_grpc_request_texts",
             "Texts per RPC",
             ["method"],
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            buckets=TEXT_COUNT_BUCKETS,
         )
         self.upstream_items = Histogram(
             "cx_nlp_grpc_upstream_request_texts",
             "Texts per HTTP request to the model service (concurrent RPCs share requests)",
             ["path"],
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            buckets=TEXT_COUNT_BUCKETS,
         )
         self.upstream_calls = Histogram(
             "cx_nlp_grpc_upstream_request_rpcs",
