@@ -4,7 +4,6 @@ for a dependency that only read `request.app.state`). Everything on a request pa
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Iterator, Sequence
 
@@ -13,15 +12,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Mount
 
-
-def _apps_routes(service: str) -> list[APIRoute]:
-    main = importlib.import_module(f"cx_{service}.main")
-    settings = importlib.import_module(f"cx_{service}.settings").Settings(
-        environment="test",
-        database_url="postgresql+asyncpg://nobody:nothing@127.0.0.1:9/none",
-        nats_url="nats://127.0.0.1:9",
-    )
-    return list(_api_routes(main.create_app(settings).routes))
+from cx_local.pytest_plugin import offline_app
 
 
 def _api_routes(routes: Sequence[BaseRoute]) -> Iterator[APIRoute]:
@@ -44,7 +35,7 @@ def _sync_calls(dependant: Dependant) -> Iterator[str]:
 
 @pytest.mark.parametrize("service", ["gateway", "survey", "ingest", "alerts"])
 def test_no_route_runs_in_the_thread_pool(service: str) -> None:
-    routes = _apps_routes(service)
+    routes = list(_api_routes(offline_app(service).routes))
     assert len(routes) > 10
     sync = sorted({f"{'/'.join(r.methods)} {r.path}: {name}" for r in routes for name in _sync_calls(r.dependant)})
     assert sync == [], f"{len(sync)} plain-def endpoints/dependencies in {service}:\n" + "\n".join(sync)

@@ -4,24 +4,19 @@ wherever input is validated. Read from each app's generated OpenAPI document (no
 
 from __future__ import annotations
 
-import importlib
 import re
 from typing import Any
 
 import pytest
+
+from cx_local.pytest_plugin import offline_app
 
 PUBLIC = re.compile(r"^/(healthz|readyz|metrics|s/|v1/public/|api/v1/auth/(login|refresh|jwks|sso|oidc))")
 METHODS = ("get", "post", "put", "patch", "delete")
 
 
 def openapi(service: str) -> dict[str, Any]:
-    main = importlib.import_module(f"cx_{service}.main")
-    settings = importlib.import_module(f"cx_{service}.settings").Settings(
-        environment="test",
-        database_url="postgresql+asyncpg://nobody:nothing@127.0.0.1:9/none",
-        nats_url="nats://127.0.0.1:9",
-    )
-    spec: dict[str, Any] = main.create_app(settings).openapi()
+    spec: dict[str, Any] = offline_app(service).openapi()
     return spec
 
 

@@ -8,6 +8,7 @@ Set CX_TEST_DATABASE_URL (a superuser URL) or CX_TEST_NATS_URL to use existing s
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import secrets
 import shutil
@@ -73,6 +74,18 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(what)
         await asyncio.sleep(interval)
+
+
+def offline_app(service: str) -> Any:
+    """A service's FastAPI app built with settings that reach nothing (a closed port for the database and NATS):
+    enough to read its routes and its OpenAPI document, with no server started."""
+    main = importlib.import_module(f"cx_{service}.main")
+    settings = importlib.import_module(f"cx_{service}.settings").Settings(
+        environment="test",
+        database_url="postgresql+asyncpg://nobody:nothing@127.0.0.1:9/none",
+        nats_url="nats://127.0.0.1:9",
+    )
+    return main.create_app(settings)
 
 
 def service_settings(db: ServiceDatabase, nats_url: str, events: EventsNamespace) -> dict[str, object]:
