@@ -15,7 +15,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from cx_common.settings import ServiceSettings
-from cx_nlp.hardware import cpu_has_native_bf16, default_torch_threads
+from cx_nlp.hardware import auto_cpu_dtype, default_torch_threads
 
 Device = Literal["cpu", "cuda"]
 Dtype = Literal["auto", "float32", "bfloat16", "float16", "int8"]
@@ -34,7 +34,8 @@ class NlpSettings(ServiceSettings):
     device: Device = "cpu"
     dtype: Dtype = Field(
         default="auto",
-        description="auto = bfloat16 on CUDA and on CPUs with native bfloat16 (AVX512-BF16/AMX), else float32",
+        description="auto = bfloat16 on CUDA and on CPUs with native bfloat16 (AVX512-BF16/AMX); on other CPUs int8 "
+        "where they have int8 dot products (VNNI), else float32",
     )
     torch_threads: int = Field(
         default=0, ge=0, description="intra-op threads per worker; 0 = usable CPUs - 1 (at least 1)"
@@ -103,7 +104,7 @@ class NlpSettings(ServiceSettings):
     def resolved_dtype(self) -> str:
         if self.dtype != "auto":
             return self.dtype
-        return "bfloat16" if self.device == "cuda" or cpu_has_native_bf16() else "float32"
+        return "bfloat16" if self.device == "cuda" else auto_cpu_dtype()
 
     def resolved_torch_threads(self) -> int:
         return self.torch_threads or default_torch_threads()

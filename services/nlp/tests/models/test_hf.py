@@ -90,9 +90,9 @@ def test_device_and_dtype_resolution() -> None:
     assert resolve_device("cpu") == "cpu"
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("cuda") == expected
-    from cx_nlp.hardware import cpu_has_native_bf16
+    from cx_nlp.hardware import auto_cpu_dtype
 
-    assert resolve_dtype("auto", "cpu") == ("bfloat16" if cpu_has_native_bf16() else "float32")
+    assert resolve_dtype("auto", "cpu") == auto_cpu_dtype()
     assert resolve_dtype("auto", "cuda") == "bfloat16"
     assert resolve_dtype("int8", "cuda") == "bfloat16"
     with pytest.raises(ValueError, match="unsupported dtype"):

@@ -225,7 +225,7 @@ def test_english_head_of_an_older_format_asks_for_a_rebuild(tmp_path: Path) -> N
 
 
 def test_threads_and_dtype_defaults_follow_the_host() -> None:
-    from cx_nlp.hardware import cpu_has_native_bf16, default_torch_threads, usable_cpus
+    from cx_nlp.hardware import auto_cpu_dtype, default_torch_threads, usable_cpus
     from cx_nlp.settings import NlpSettings
 
     assert default_torch_threads() == max(1, usable_cpus() - 1)
@@ -233,7 +233,30 @@ def test_threads_and_dtype_defaults_follow_the_host() -> None:
     assert NlpSettings(torch_threads=3).resolved_torch_threads() == 3
     assert NlpSettings(device="cuda").resolved_dtype() == "bfloat16"
     assert NlpSettings(dtype="float32").resolved_dtype() == "float32"
-    assert NlpSettings().resolved_dtype() == ("bfloat16" if cpu_has_native_bf16() else "float32")
+    assert NlpSettings().resolved_dtype() == auto_cpu_dtype()
+
+
+@pytest.mark.parametrize(
+    ("flags", "dtype"),
+    [
+        ({"avx2", "avx512f", "amx_bf16", "amx_int8"}, "bfloat16"),  # Sapphire Rapids and later
+        ({"avx2", "avx512f", "avx512_bf16", "avx512_vnni"}, "bfloat16"),  # Zen 4, Cooper Lake
+        ({"avx2", "avx512f", "avx512_vnni"}, "int8"),  # Cascade Lake, Ice Lake
+        ({"avx2", "avx_vnni"}, "int8"),  # Alder Lake and later client cores
+        ({"avx2", "fma"}, "float32"),  # Zen 2 / Zen 3: int8 would gain ~1.3x and lose accuracy
+        (set(), "float32"),  # no /proc/cpuinfo
+    ],
+)
+def test_auto_precision_follows_the_cpu_instructions(
+    monkeypatch: pytest.MonkeyPatch, flags: set[str], dtype: str
+) -> None:
+    from cx_nlp import hardware
+    from cx_nlp.settings import NlpSettings
+
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags))
+    assert hardware.auto_cpu_dtype() == dtype
+    assert NlpSettings().resolved_dtype() == dtype
+    assert NlpSettings(device="cuda").resolved_dtype() == "bfloat16"
 
 
 def test_concat_encoder_runs_each_part_only_where_it_counts() -> None:

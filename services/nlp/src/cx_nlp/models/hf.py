@@ -1,14 +1,15 @@
 """`transformers`-based components that load from a local Hugging Face directory (never from a hub).
 
-Device and dtype: CPU float32 by default; `bfloat16`/`float16` cast the weights; `int8` applies dynamic
-quantisation of the Linear layers (CPU only); `cuda` moves the model to the GPU.
+Device and dtype: CPU float32 by default; `bfloat16`/`float16` cast the weights; `int8` quantises the Linear
+layers' weights and activations after a calibration pass (CPU only, `cx_nlp.models.quantize`); `cuda` moves the
+model to the GPU.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,11 @@ def resolve_device(device: str) -> str:
 
 
 def resolve_dtype(dtype: str, device: str) -> str:
-    """`auto` = bfloat16 on CUDA and on CPUs with native bfloat16 (cx_nlp.hardware), else float32."""
+    """`auto` = bfloat16 on CUDA; on CPU what `cx_nlp.hardware.auto_cpu_dtype` picks (bfloat16, int8 or float32)."""
     if dtype in ("auto", ""):
-        from cx_nlp.hardware import cpu_has_native_bf16
+        from cx_nlp.hardware import auto_cpu_dtype
 
-        return "bfloat16" if device.startswith("cuda") or cpu_has_native_bf16() else "float32"
+        return "bfloat16" if device.startswith("cuda") else auto_cpu_dtype()
     if dtype == "int8" and device.startswith("cuda"):
         log.warning("int8 dynamic quantisation is CPU only; using bfloat16 on %s", device)
         return "bfloat16"
@@ -63,17 +64,25 @@ def resolve_dtype(dtype: str, device: str) -> str:
     return dtype
 
 
-def _prepare(model: Any, device: str, dtype: str) -> Any:
+def _prepare(model: Any, device: str, dtype: str, calibrate: Callable[[], Any] | None = None) -> Any:
+    """`model` (float32) in eval mode, cast or quantised to `dtype`, on `device`; for int8, `calibrate()` runs the
+    calibration texts through the float32 model first."""
     import torch
 
     model.eval()
     if dtype == "int8":
-        model = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
-            model, {torch.nn.Linear}, dtype=torch.qint8
-        )
+        from cx_nlp.models.quantize import quantize_int8
+
+        model = quantize_int8(model, calibrate)
     elif dtype in ("bfloat16", "float16"):
         model = model.to(getattr(torch, dtype))
     return model.to(device)
+
+
+def _calibration_texts() -> list[str]:
+    from cx_nlp.models.quantize import calibration_texts
+
+    return list(calibration_texts())
 
 
 def _usable_length(model: Any, max_length: int) -> int:
@@ -109,11 +118,12 @@ class HFEncoder:
         self.dtype = resolve_dtype(dtype, self.device)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
         model = AutoModel.from_pretrained(str(self.path), local_files_only=True, torch_dtype=torch.float32)
-        self.model = _prepare(model, self.device, self.dtype)
         self.dim = int(model.config.hidden_size)
         self.batch_size = batch_size
         self.max_length = _usable_length(model, max_length)
         self.pad_id = int(self.tokenizer.pad_token_id or 0)
+        self.model = model.eval()  # float32 until prepared: the int8 calibration runs through it
+        self.model = _prepare(model, self.device, self.dtype, lambda: self._encode(_calibration_texts()))
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -227,9 +237,10 @@ class HFSentiment:
             str(self.path), local_files_only=True, torch_dtype=torch.float32
         )
         self.order = _label_order({int(k): v for k, v in model.config.id2label.items()})
-        self.model = _prepare(model, self.device, self.dtype)
         self.batch_size = batch_size
         self.max_length = _usable_length(model, max_length)
+        self.model = model.eval()  # float32 until prepared: the int8 calibration runs through it
+        self.model = _prepare(model, self.device, self.dtype, lambda: self(_calibration_texts()))
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         import torch
