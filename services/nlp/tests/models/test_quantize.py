@@ -11,8 +11,10 @@ torch = pytest.importorskip("torch")
 
 from cx_nlp.evaluation import data_path  # noqa: E402
 from cx_nlp.models.quantize import (  # noqa: E402
+    FLOAT_LAYERS,
     SmoothedInt8Linear,
     calibration_texts,
+    float_linears,
     input_absmax,
     preferred_engine,
     quantize_int8,
@@ -62,21 +64,52 @@ def test_quantize_int8_replaces_every_linear_and_restores_the_engine() -> None:
     with torch.inference_mode():
         expected = model(x)
     before = torch.backends.quantized.engine
-    seen = input_absmax(model, lambda: model(x))
+    seen, output = input_absmax(model, lambda: model(x))
     assert set(seen) == {"0", "2"} and seen["0"].shape == (8,) and seen["2"].shape == (16,)
-    quantize_int8(model, lambda: model(x))
+    assert torch.equal(output, expected)
+    quantize_int8(model, lambda: model(x), float_layers=0)
     assert torch.backends.quantized.engine == before
     assert all(isinstance(m, SmoothedInt8Linear) for m in (model[0], model[2]))
-    assert model[0].inv_smooth is not None
+    assert model[0].inv_smooth is not None and float_linears(model) == []
     with torch.inference_mode():
         got = model(x)
     assert float((got - expected).norm() / expected.norm()) < 0.03
 
 
-def test_without_calibration_there_is_no_smoothing() -> None:
+def test_without_calibration_there_is_no_smoothing_and_no_float_layer() -> None:
     model = torch.nn.Sequential(torch.nn.Linear(8, 4)).eval()
     quantize_int8(model, None)
     assert isinstance(model[0], SmoothedInt8Linear) and model[0].inv_smooth is None
+
+
+class _TokenSpike(torch.nn.Module):
+    """The first token 300x larger: one activation scale per call then leaves the other tokens a few levels, and
+    no per-channel smoothing can help (the outlier is a token, not a channel)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.clone()
+        y[:, 0] *= 300.0
+        return y
+
+
+def test_the_down_projection_that_hurts_the_output_most_stays_in_float32() -> None:
+    torch.manual_seed(1)
+    layers = [torch.nn.Linear(16, 64), torch.nn.GELU(), torch.nn.Linear(64, 16)]
+    layers += [torch.nn.Linear(16, 64), torch.nn.GELU(), _TokenSpike(), torch.nn.Linear(64, 16)]
+    model = torch.nn.Sequential(*layers).eval()
+    x = torch.randn(8, 10, 16)
+
+    def calibrate() -> object:
+        with torch.inference_mode():
+            return model(x).numpy()
+
+    expected = calibrate()
+    quantize_int8(model, calibrate, float_layers=FLOAT_LAYERS)
+    assert FLOAT_LAYERS == 1
+    assert float_linears(model) == ["6"]  # of the down-projections "2" and "6"; "0" and "3" project up
+    assert all(isinstance(model[i], SmoothedInt8Linear) for i in (0, 2, 3))
+    got = calibrate()
+    assert abs(got - expected).max() / abs(expected).max() < 0.05
 
 
 def test_calibration_texts_ship_with_the_package_and_leave_out_the_test_rows() -> None:
