@@ -1,5 +1,5 @@
-"""What the host offers: CPUs this process may use, whether they compute bfloat16 natively or int8 dot products, and
-so which precision `auto` picks on CPU.
+"""What the host offers: CPUs this process may use, whether they compute bfloat16 natively, and so which precision
+`auto` picks on CPU.
 
 Kept free of heavy imports so settings can use it.
 """
@@ -11,9 +11,6 @@ from functools import lru_cache
 from pathlib import Path
 
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
-# int8 dot-product instructions (VNNI, AMX): oneDNN's int8 matrix products run at 2-3x float32 there; on plain AVX2
-# they gain ~1.3x and lose accuracy (measured with ONEDNN_MAX_CPU_ISA=AVX2: cosine to float32 down to 0.977).
-INT8_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
 def usable_cpus() -> int:
@@ -49,13 +46,9 @@ def cpu_has_native_bf16() -> bool:
     return bool(BF16_FLAGS & cpu_flags())
 
 
-def cpu_has_int8_dot_product() -> bool:
-    return bool(INT8_FLAGS & cpu_flags())
-
-
 def auto_cpu_dtype() -> str:
-    """`auto` on CPU: bfloat16 where it is native; else int8 where the CPU has int8 dot products (smoothed int8 keeps
-    cosine >= 0.99 and the sentiment labels, `cx_nlp.models.quantize`); else float32."""
-    if cpu_has_native_bf16():
-        return "bfloat16"
-    return "int8" if cpu_has_int8_dot_product() else "float32"
+    """`auto` on CPU: bfloat16 where it is native, else float32. int8 (`cx_nlp.models.quantize`) is opt-in: it keeps
+    the labels and cosine >= 0.99, but its activation scale is set per call, so a text's scores move by up to ~0.01
+    with the texts it is batched with, and it gains only ~1.5x on CPUs with VNNI and no bfloat16 (measured with
+    ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI), ~1.3x and less exact on plain AVX2."""
+    return "bfloat16" if cpu_has_native_bf16() else "float32"

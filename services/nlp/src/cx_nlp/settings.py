@@ -34,8 +34,8 @@ class NlpSettings(ServiceSettings):
     device: Device = "cpu"
     dtype: Dtype = Field(
         default="auto",
-        description="auto = bfloat16 on CUDA and on CPUs with native bfloat16 (AVX512-BF16/AMX); on other CPUs int8 "
-        "where they have int8 dot products (VNNI), else float32",
+        description="auto = bfloat16 on CUDA and on CPUs with native bfloat16 (AVX512-BF16/AMX), else float32; "
+        "int8 = smoothed int8 Linear layers (CPU)",
     )
     torch_threads: int = Field(
         default=0, ge=0, description="intra-op threads per worker; 0 = usable CPUs - 1 (at least 1)"
