@@ -61,10 +61,12 @@ def load_configured_pipeline(settings: NlpSettings, *, device: str | None = None
         torch.set_num_threads(settings.resolved_torch_threads())
     loader = _resolve_loader(settings)
     kwargs: dict[str, Any] = {"device": device or settings.device, "dtype": settings.resolved_dtype()}
-    if settings.task_models:
-        params = inspect.signature(loader).parameters
-        if "task_models" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            kwargs["task_models"] = dict(settings.task_models)
+    params = inspect.signature(loader).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if settings.task_models and ("task_models" in params or takes_any):
+        kwargs["task_models"] = dict(settings.task_models)
+    if "encoder_cache" in params or takes_any:
+        kwargs["encoder_cache"] = settings.encoder_cache
     started = time.perf_counter()
     pipeline: Pipeline = loader(path, **kwargs)
     return pipeline, time.perf_counter() - started

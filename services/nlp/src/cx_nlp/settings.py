@@ -37,6 +37,12 @@ class NlpSettings(ServiceSettings):
         description="auto = bfloat16 on CUDA and on CPUs with native bfloat16 (AVX512-BF16/AMX), else float32; "
         "int8 = smoothed int8 Linear layers (CPU)",
     )
+    encoder_cache: int = Field(
+        default=4096,
+        ge=0,
+        description="sentence vectors each transformer encoder keeps for texts seen again (Analyze then Embed of "
+        "the same text, repeated short feedback); 0 = off",
+    )
     torch_threads: int = Field(
         default=0, ge=0, description="intra-op threads per worker; 0 = usable CPUs - 1 (at least 1)"
     )

@@ -119,3 +119,33 @@ def test_int8_keeps_predictions_and_embeddings(default_model_dir: Path) -> None:
     assert (a.argmax(1)[-2:] == b.argmax(1)[-2:]).all()
     cosine = np.sum(exact.embed(texts) * q.embed(texts), axis=1)  # unit vectors
     assert cosine.min() >= 0.99
+
+
+def test_the_vector_cache_setting_reaches_the_transformer_encoder(default_model_dir: Path) -> None:
+    from cx_nlp.runtime import load_configured_pipeline
+    from cx_nlp.settings import NlpSettings
+
+    def encoder_cache(size: int) -> object:
+        settings = NlpSettings(model="default", model_dir=default_model_dir, encoder_cache=size)
+        pipeline, _ = load_configured_pipeline(settings)
+        return pipeline.encoder.en.cache  # type: ignore[attr-defined]
+
+    cache = encoder_cache(7)
+    assert cache is not None and cache.size == 7  # type: ignore[attr-defined]
+    assert encoder_cache(0) is None
+    assert NlpSettings().encoder_cache == 4096
+
+
+def test_embed_after_analyze_reuses_the_vectors(default_model_dir: Path) -> None:
+    """Ingest's pattern: the English encoder runs once for the sentence, whether Analyze or Embed asks first."""
+    from cx_nlp.wire import DEFAULT_TASKS
+
+    p = load_pipeline(default_model_dir)
+    cache = p.encoder.en.cache  # type: ignore[attr-defined]
+    texts = ["The courier was two days late and nobody called", "Great fit, I will order the blue one too"]
+    p.analyze(texts, frozenset(DEFAULT_TASKS))
+    hits = cache.hits
+    vectors = p.embed(texts)
+    assert cache.hits - hits == len(texts)
+    fresh = load_pipeline(default_model_dir, encoder_cache=0)
+    assert np.allclose(vectors, fresh.embed(texts), atol=1e-4)

@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from cx_nlp.models.hf import HFEncoder, HFSentiment, resolve_device, resolve_dtype  # noqa: E402
+from cx_nlp.models.hf import HFEncoder, HFSentiment, VectorCache, encoder_memo, resolve_device, resolve_dtype  # noqa: E402
 
 
 def _tiny_bert(path: Path, labels: dict[int, str] | None) -> Path:
@@ -58,6 +58,73 @@ def test_encoder_from_local_dir(tmp_path: Path) -> None:
     assert e.shape == (3, 16) and e.dtype == np.float32
     assert np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
     assert np.allclose(enc(["good"]), e[1:2], atol=1e-5)  # batching/sorting does not change results
+
+
+def _counting(enc: HFEncoder) -> list[list[str]]:
+    """Record the texts of every model pass `enc` makes."""
+    passes: list[list[str]] = []
+    encode = enc._encode
+
+    def counted(texts: list[str]) -> np.ndarray:
+        passes.append(list(texts))
+        return encode(texts)
+
+    enc._encode = counted  # type: ignore[method-assign]
+    return passes
+
+
+def test_texts_seen_again_come_from_the_vector_cache(tmp_path: Path) -> None:
+    path = _tiny_bert(tmp_path / "enc", None)
+    enc = HFEncoder(path, cache_size=3)
+    passes = _counting(enc)
+    first = enc(["good", "bad", "good"])
+    assert passes == [["good", "bad"]]
+    again = enc(["bad", "slow", "good"])  # as Embed after Analyze: only the new text reaches the model
+    assert passes[-1] == ["slow"]
+    assert np.array_equal(again[0], first[1]) and np.array_equal(again[2], first[0])
+    with encoder_memo():
+        enc(["good", "slow"])
+    assert len(passes) == 2
+    enc(["物流", "太慢"])  # 5 distinct texts through a cache of 3: the least recently used are gone
+    assert passes[-1] == ["物流", "太慢"] and enc.cache is not None and len(enc.cache) == 3
+    enc(["bad"])
+    assert passes[-1] == ["bad"]
+    assert enc.cache.hits == 4 and enc.cache.misses == 6
+    uncached = HFEncoder(path)
+    uncached.cache = None
+    assert np.allclose(uncached(["good", "bad", "slow"]), enc(["good", "bad", "slow"]), atol=1e-6)
+
+
+def test_no_vector_cache_when_its_size_is_zero(tmp_path: Path) -> None:
+    enc = HFEncoder(_tiny_bert(tmp_path / "enc", None), cache_size=0)
+    passes = _counting(enc)
+    enc(["good"])
+    enc(["good"])
+    assert enc.cache is None and passes == [["good"], ["good"]]
+
+
+def test_vector_cache_is_shared_safely_by_threads() -> None:
+    """Threads storing and reading overlapping texts at once: every vector found is the one stored for its text,
+    and the bound holds."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def vector(i: int) -> np.ndarray:
+        return np.array([i, -i], dtype=np.float32)
+
+    for size in (1000, 50):
+        cache = VectorCache(size)
+
+        def work(start: int, cache: VectorCache = cache) -> bool:
+            ids = list(range(start, start + 100))
+            keys = [cache.key(f"text {i}") for i in ids]
+            cache.store(keys, np.stack([vector(i) for i in ids]))
+            found = cache.lookup(keys)
+            return all(np.array_equal(found[k], vector(i)) for i, k in zip(ids, keys, strict=True) if k in found)
+
+        with ThreadPoolExecutor(8) as pool:
+            assert all(pool.map(work, range(0, 800, 20)))
+        assert len(cache) == min(size, 880)
+        assert cache.hits + cache.misses == 40 * 100
 
 
 def test_texts_longer_than_the_model_positions_are_truncated_to_fit(tmp_path: Path) -> None:

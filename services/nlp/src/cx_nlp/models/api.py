@@ -114,16 +114,20 @@ def load_pipeline(
     device: str = "cpu",
     dtype: str = "float32",
     task_models: dict[str, str] | None = None,
+    encoder_cache: int | None = None,
 ) -> Pipeline:
     """`model_dir=None` -> the tiny in-code model (unit tests); otherwise a directory made by `cx-nlp build-model`.
 
     `task_models` (default: the JSON object in `CX_NLP_TASK_MODELS`) points tasks at local Hugging Face
     directories: keys `sentiment`, `sentiment_zh`, `sentiment_en` (sequence classifiers) and `embedding` (encoder).
     `device` is cpu or cuda (falls back to cpu with a warning when no GPU is visible); `dtype` is float32, bfloat16,
-    float16, int8 (dynamic quantisation, CPU) or auto.
+    float16, int8 (smoothed int8 Linear layers, CPU) or auto. `encoder_cache`: sentence vectors each transformer
+    encoder keeps (`cx_nlp.models.hf.VectorCache`; 0 = none, None = its default).
     """
     from cx_nlp.models.pipeline import load_default, tiny_pipeline
 
     if model_dir is None:
         return tiny_pipeline(device=device, dtype=dtype)
-    return load_default(Path(model_dir), device=device, dtype=dtype, task_models=task_models)
+    return load_default(
+        Path(model_dir), device=device, dtype=dtype, task_models=task_models, encoder_cache=encoder_cache
+    )

@@ -8,7 +8,10 @@ model to the GPU.
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +38,55 @@ def encoder_memo() -> Iterator[None]:
         yield
     finally:
         _MEMO.reset(token)
+
+
+DEFAULT_VECTOR_CACHE = 4096  # sentence vectors kept per encoder: 6 MB for MiniLM's 384 dimensions
+
+
+class VectorCache:
+    """The sentence vectors an encoder computed last (LRU, bounded), across calls and threads.
+
+    Ingest sends `Analyze` and `Embed` for the same texts one after the other, and a worker runs one model call at a
+    time (`threads=1`), so the second finds most of its vectors here; feedback also repeats short texts ("好评",
+    "great") often. Keys are 128-bit BLAKE2b digests of the text, so long texts do not stay in memory."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._vectors: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(text: str) -> bytes:
+        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+    def lookup(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
+        found: dict[bytes, np.ndarray] = {}
+        with self._lock:
+            for k in keys:
+                vector = self._vectors.get(k)
+                if vector is not None:
+                    self._vectors.move_to_end(k)
+                    found[k] = vector
+            self.hits += len(found)
+            self.misses += len(keys) - len(found)
+        return found
+
+    def store(self, keys: list[bytes], vectors: np.ndarray) -> None:
+        with self._lock:
+            for k, vector in zip(keys, vectors, strict=True):
+                self._vectors[k] = vector.copy()  # a row of a batch's array would keep the whole array alive
+                self._vectors.move_to_end(k)
+            while len(self._vectors) > self.size:
+                self._vectors.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._vectors.clear()
+
+    def __len__(self) -> int:
+        return len(self._vectors)
 
 
 def resolve_device(device: str) -> str:
@@ -109,6 +161,7 @@ class HFEncoder:
         dtype: str = "float32",
         batch_size: int = 64,
         max_length: int = 256,
+        cache_size: int = DEFAULT_VECTOR_CACHE,
     ) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -124,6 +177,7 @@ class HFEncoder:
         self.pad_id = int(self.tokenizer.pad_token_id or 0)
         self.model = model.eval()  # float32 until prepared: the int8 calibration runs through it
         self.model = _prepare(model, self.device, self.dtype, lambda: self._encode(_calibration_texts()))
+        self.cache = VectorCache(cache_size) if cache_size > 0 else None
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -132,15 +186,28 @@ class HFEncoder:
         key = id(self)
         if memo is None:
             unique = list(dict.fromkeys(texts))
-            if len(unique) == len(texts):
+            if len(unique) == len(texts) and self.cache is None:
                 return self._encode(texts)
-            found = dict(zip(unique, self._encode(unique), strict=True))
+            found = dict(zip(unique, self._cached_encode(unique), strict=True))
             return np.stack([found[t] for t in texts])
         missing = [t for t in dict.fromkeys(texts) if (key, t) not in memo]
         if missing:
-            for t, v in zip(missing, self._encode(missing), strict=True):
+            for t, v in zip(missing, self._cached_encode(missing), strict=True):
                 memo[(key, t)] = v
         return np.stack([memo[(key, t)] for t in texts])
+
+    def _cached_encode(self, texts: list[str]) -> list[np.ndarray]:
+        """Vectors of distinct `texts`, from the cache where it has them."""
+        if self.cache is None:
+            return list(self._encode(texts))
+        keys = [self.cache.key(t) for t in texts]
+        found = self.cache.lookup(keys)
+        todo = [i for i, k in enumerate(keys) if k not in found]
+        if todo:
+            vectors = self._encode([texts[i] for i in todo])
+            self.cache.store([keys[i] for i in todo], vectors)
+            found.update(zip((keys[i] for i in todo), vectors, strict=True))
+        return [found[k] for k in keys]
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         import torch

@@ -247,9 +247,14 @@ def _package_dir(package: str) -> Path:
 
 
 def load_default(
-    model_dir: Path, *, device: str = "cpu", dtype: str = "float32", task_models: dict[str, str] | None = None
+    model_dir: Path,
+    *,
+    device: str = "cpu",
+    dtype: str = "float32",
+    task_models: dict[str, str] | None = None,
+    encoder_cache: int | None = None,
 ) -> CxPipeline:
-    from cx_nlp.models.hf import HFEncoder, HFSentiment, resolve_device, resolve_dtype
+    from cx_nlp.models.hf import DEFAULT_VECTOR_CACHE, HFEncoder, HFSentiment, resolve_device, resolve_dtype
 
     t0 = time.perf_counter()
     model_dir = Path(model_dir)
@@ -262,18 +267,19 @@ def load_default(
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
     overrides = _task_models(task_models)
+    cache = DEFAULT_VECTOR_CACHE if encoder_cache is None else encoder_cache
     comp = manifest["components"]
     info: dict[str, Any] = {}
 
     if "embedding" in overrides:
-        encoder: Encoder = HFEncoder(overrides["embedding"], device=device, dtype=dtype)
+        encoder: Encoder = HFEncoder(overrides["embedding"], device=device, dtype=dtype, cache_size=cache)
         en_encoder: Encoder = encoder
         info["encoder"] = f"hf:{overrides['embedding']}"
     else:
         zh_enc = LsaEncoder(model_dir / comp["zh_encoder"]["file"])
         en_spec = comp["en_encoder"]
         en_path = Path(en_spec["path"]) if en_spec.get("path") else _package_dir(en_spec["package"])
-        en_encoder = HFEncoder(en_path, device=device, dtype=dtype)
+        en_encoder = HFEncoder(en_path, device=device, dtype=dtype, cache_size=cache)
         encoder = ConcatEncoder(zh_enc, en_encoder)
         info["encoder"] = f"concat(lsa-{zh_enc.dim}, {en_spec.get('package') or en_path}-{en_encoder.dim})"
 
@@ -288,7 +294,7 @@ def load_default(
         en_head_encoder = (
             en_encoder
             if "embedding" not in overrides
-            else HFEncoder(_package_dir(comp["en_encoder"]["package"]), device=device, dtype=dtype)
+            else HFEncoder(_package_dir(comp["en_encoder"]["package"]), device=device, dtype=dtype, cache_size=cache)
         )
         en_sent = HeadSentiment(model_dir / comp["en_sentiment"]["file"], en_head_encoder, lex)
         info["sentiment"] = {"zh": "char-ngram-logreg", "en": "minilm-head+lexicon"}
