@@ -67,6 +67,8 @@ def load_configured_pipeline(settings: NlpSettings, *, device: str | None = None
         kwargs["task_models"] = dict(settings.task_models)
     if "encoder_cache" in params or takes_any:
         kwargs["encoder_cache"] = settings.encoder_cache
+    if settings.hub_download and ("hub_download" in params or takes_any):
+        kwargs["hub_download"] = True
     started = time.perf_counter()
     pipeline: Pipeline = loader(path, **kwargs)
     return pipeline, time.perf_counter() - started

@@ -37,6 +37,11 @@ class NlpSettings(ServiceSettings):
         description="auto = bfloat16 on CUDA and on CPUs with native bfloat16 (AVX512-BF16/AMX), else float32; "
         "int8 = smoothed int8 Linear layers (CPU)",
     )
+    hub_download: bool = Field(
+        default=False,
+        description="let task_models name Hugging Face hub ids (org/name[@revision]) and download them; off, only "
+        "local directories load (air-gapped installs)",
+    )
     encoder_cache: int = Field(
         default=4096,
         ge=0,

@@ -189,3 +189,48 @@ def test_bucketed_encoding_matches_one_text_at_a_time(tmp_path: Path) -> None:
     together = enc(texts)
     alone = np.vstack([enc([t]) for t in texts])
     assert np.allclose(together, alone, atol=1e-5)
+
+
+def test_model_references_resolve_to_local_directories(tmp_path: Path) -> None:
+    from cx_nlp.models.hf import ModelSourceError, model_dir_for
+
+    assert model_dir_for(tmp_path) == tmp_path
+    with pytest.raises(ModelSourceError, match="does not exist") as missing:
+        model_dir_for(tmp_path / "absent")
+    assert "CX_NLP_HUB_DOWNLOAD" not in str(missing.value)
+    with pytest.raises(ModelSourceError, match="CX_NLP_HUB_DOWNLOAD=true"):
+        model_dir_for("cardiffnlp/twitter-xlm-roberta-base-sentiment")  # a hub id, downloads not allowed
+
+
+def test_a_hub_id_is_downloaded_only_when_allowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+
+    local = _tiny_bert(tmp_path / "snapshot", None)
+    asked: list[tuple[str, str | None]] = []
+
+    def snapshot_download(repo_id: str, *, revision: str | None = None) -> str:
+        asked.append((repo_id, revision))
+        return str(local)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    enc = HFEncoder("acme/tiny-bert@v1.2", hub_download=True)
+    assert asked == [("acme/tiny-bert", "v1.2")] and enc.path == local
+    assert enc(["good"]).shape == (1, 16)
+    from cx_nlp.models.hf import ModelSourceError
+
+    with pytest.raises(ModelSourceError):
+        HFSentiment("acme/tiny-bert")  # the same id without permission never reaches the hub
+    assert len(asked) == 1
+
+
+def test_a_hub_id_that_cannot_be_downloaded_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real huggingface_hub client, offline and with an empty cache (no network is touched)."""
+    from huggingface_hub import constants
+
+    from cx_nlp.models.hf import ModelSourceError, model_dir_for
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(ModelSourceError, match="cannot download acme/absent-model from the Hugging Face hub") as err:
+        model_dir_for("acme/absent-model", hub_download=True)
+    assert "\n" not in str(err.value)

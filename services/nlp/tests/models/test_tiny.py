@@ -273,3 +273,34 @@ def test_concat_encoder_runs_each_part_only_where_it_counts() -> None:
     assert out.shape == (3, 48) and np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
     assert seen == ["the queue was long", "app"]  # no Han text reaches the English encoder
     assert np.allclose(out[0, 32:], 0.0) and np.allclose(out[1, :32], 0.0)
+
+
+def test_settings_reach_the_model_loader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Vector cache size and hub permission travel from NlpSettings to the loader (the tiny model needs neither)."""
+    import cx_nlp.models
+    from cx_nlp.runtime import load_configured_pipeline
+    from cx_nlp.settings import NlpSettings
+
+    seen: list[dict[str, object]] = []
+
+    def loader(
+        model_dir: Path | None,
+        *,
+        device: str = "cpu",
+        dtype: str = "float32",
+        task_models: dict[str, str] | None = None,
+        encoder_cache: int | None = None,
+        hub_download: bool = False,
+    ) -> Pipeline:
+        seen.append({"task_models": task_models, "encoder_cache": encoder_cache, "hub_download": hub_download})
+        return load_pipeline(None)
+
+    monkeypatch.setattr(cx_nlp.models, "load_pipeline", loader)
+    load_configured_pipeline(NlpSettings(model="tiny"))
+    load_configured_pipeline(
+        NlpSettings(model="tiny", encoder_cache=0, hub_download=True, task_models={"sentiment": "acme/clf"})
+    )
+    assert seen == [
+        {"task_models": None, "encoder_cache": 4096, "hub_download": False},
+        {"task_models": {"sentiment": "acme/clf"}, "encoder_cache": 0, "hub_download": True},
+    ]

@@ -115,11 +115,13 @@ def load_pipeline(
     dtype: str = "float32",
     task_models: dict[str, str] | None = None,
     encoder_cache: int | None = None,
+    hub_download: bool = False,
 ) -> Pipeline:
     """`model_dir=None` -> the tiny in-code model (unit tests); otherwise a directory made by `cx-nlp build-model`.
 
     `task_models` (default: the JSON object in `CX_NLP_TASK_MODELS`) points tasks at local Hugging Face
     directories: keys `sentiment`, `sentiment_zh`, `sentiment_en` (sequence classifiers) and `embedding` (encoder).
+    A value may also be a hub id (`org/name` or `org/name@revision`), downloaded only when `hub_download` is true.
     `device` is cpu or cuda (falls back to cpu with a warning when no GPU is visible); `dtype` is float32, bfloat16,
     float16, int8 (smoothed int8 Linear layers, CPU) or auto. `encoder_cache`: sentence vectors each transformer
     encoder keeps (`cx_nlp.models.hf.VectorCache`; 0 = none, None = its default).
@@ -129,5 +131,10 @@ def load_pipeline(
     if model_dir is None:
         return tiny_pipeline(device=device, dtype=dtype)
     return load_default(
-        Path(model_dir), device=device, dtype=dtype, task_models=task_models, encoder_cache=encoder_cache
+        Path(model_dir),
+        device=device,
+        dtype=dtype,
+        task_models=task_models,
+        encoder_cache=encoder_cache,
+        hub_download=hub_download,
     )

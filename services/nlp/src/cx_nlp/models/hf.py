@@ -1,4 +1,5 @@
-"""`transformers`-based components that load from a local Hugging Face directory (never from a hub).
+"""`transformers`-based components that load from a local Hugging Face directory, or, only where the operator allows
+downloads (`CX_NLP_HUB_DOWNLOAD=true`), from a Hugging Face hub id.
 
 Device and dtype: CPU float32 by default; `bfloat16`/`float16` cast the weights; `int8` quantises the Linear
 layers' weights and activations after a calibration pass (CPU only, `cx_nlp.models.quantize`); `cuda` moves the
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import logging
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -143,11 +145,36 @@ def _usable_length(model: Any, max_length: int) -> int:
     return min(max_length, int(positions)) if isinstance(positions, int) and positions > 0 else max_length
 
 
-def _local_dir(path: str | Path) -> Path:
-    p = Path(path).expanduser()
-    if not p.is_dir():
-        raise FileNotFoundError(f"model directory {p} does not exist (models are loaded from local directories only)")
-    return p
+HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<revision>[\w./-]+))?$")
+
+
+class ModelSourceError(FileNotFoundError):
+    """A model reference that is neither a local directory nor a hub id this process may download."""
+
+
+def model_dir_for(ref: str | Path, *, hub_download: bool = False) -> Path:
+    """The local directory of a model reference: a directory as it is; `org/name` or `org/name@revision` (a hub
+    id) downloaded once into the Hugging Face cache when `hub_download` allows it."""
+    p = Path(ref).expanduser()
+    if p.is_dir():
+        return p
+    match = HUB_ID.match(str(ref)) if not str(ref).startswith((".", "/", "~")) else None
+    if match is None:
+        raise ModelSourceError(f"model directory {p} does not exist")
+    if not hub_download:
+        raise ModelSourceError(
+            f"{ref} is not a local directory; as a Hugging Face hub id it needs CX_NLP_HUB_DOWNLOAD=true (and "
+            "internet), or download it yourself and give its directory"
+        )
+    from huggingface_hub import snapshot_download
+
+    try:
+        path = snapshot_download(match["repo"], revision=match["revision"])
+    except Exception as exc:  # offline, unknown repo or revision, no access: one line for the operator
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise ModelSourceError(f"cannot download {ref} from the Hugging Face hub: {reason}") from exc
+    log.info("model %s from the hub cache at %s", ref, path)
+    return Path(str(path))
 
 
 class HFEncoder:
@@ -162,15 +189,16 @@ class HFEncoder:
         batch_size: int = 64,
         max_length: int = 256,
         cache_size: int = DEFAULT_VECTOR_CACHE,
+        hub_download: bool = False,
     ) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        self.path = _local_dir(path)
+        self.path = model_dir_for(path, hub_download=hub_download)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
-        model = AutoModel.from_pretrained(str(self.path), local_files_only=True, torch_dtype=torch.float32)
+        model = AutoModel.from_pretrained(str(self.path), local_files_only=True, dtype=torch.float32)
         self.dim = int(model.config.hidden_size)
         self.batch_size = batch_size
         self.max_length = _usable_length(model, max_length)
@@ -292,16 +320,17 @@ class HFSentiment:
         dtype: str = "float32",
         batch_size: int = 32,
         max_length: int = 256,
+        hub_download: bool = False,
     ) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        self.path = _local_dir(path)
+        self.path = model_dir_for(path, hub_download=hub_download)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
         model = AutoModelForSequenceClassification.from_pretrained(
-            str(self.path), local_files_only=True, torch_dtype=torch.float32
+            str(self.path), local_files_only=True, dtype=torch.float32
         )
         self.order = _label_order({int(k): v for k, v in model.config.id2label.items()})
         self.batch_size = batch_size

@@ -232,7 +232,7 @@ def _task_models(explicit: dict[str, str] | None) -> dict[str, str]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"CX_NLP_TASK_MODELS is not JSON: {exc}") from exc
     if not isinstance(value, dict):
-        raise ValueError("CX_NLP_TASK_MODELS must be a JSON object of task -> local model directory")
+        raise ValueError("CX_NLP_TASK_MODELS must be a JSON object of task -> model directory (or hub id)")
     return {str(k): str(v) for k, v in value.items()}
 
 
@@ -253,6 +253,7 @@ def load_default(
     dtype: str = "float32",
     task_models: dict[str, str] | None = None,
     encoder_cache: int | None = None,
+    hub_download: bool = False,
 ) -> CxPipeline:
     from cx_nlp.models.hf import DEFAULT_VECTOR_CACHE, HFEncoder, HFSentiment, resolve_device, resolve_dtype
 
@@ -272,7 +273,9 @@ def load_default(
     info: dict[str, Any] = {}
 
     if "embedding" in overrides:
-        encoder: Encoder = HFEncoder(overrides["embedding"], device=device, dtype=dtype, cache_size=cache)
+        encoder: Encoder = HFEncoder(
+            overrides["embedding"], device=device, dtype=dtype, cache_size=cache, hub_download=hub_download
+        )
         en_encoder: Encoder = encoder
         info["encoder"] = f"hf:{overrides['embedding']}"
     else:
@@ -286,7 +289,7 @@ def load_default(
     zh_sent: SentimentModel
     en_sent: SentimentModel
     if "sentiment" in overrides:
-        zh_sent = en_sent = HFSentiment(overrides["sentiment"], device=device, dtype=dtype)
+        zh_sent = en_sent = HFSentiment(overrides["sentiment"], device=device, dtype=dtype, hub_download=hub_download)
         info["sentiment"] = f"hf:{overrides['sentiment']}"
     else:
         zh_sent = NgramSentiment(model_dir / comp["zh_sentiment"]["file"])
@@ -301,7 +304,7 @@ def load_default(
     for lang in ("zh", "en"):
         key = f"sentiment_{lang}"
         if key in overrides:
-            model = HFSentiment(overrides[key], device=device, dtype=dtype)
+            model = HFSentiment(overrides[key], device=device, dtype=dtype, hub_download=hub_download)
             if lang == "zh":
                 zh_sent = model
             else:
