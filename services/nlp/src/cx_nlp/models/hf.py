@@ -177,6 +177,21 @@ def model_dir_for(ref: str | Path, *, hub_download: bool = False) -> Path:
     return Path(str(path))
 
 
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """No "Loading weights" progress bar: a model of this size loads in well under a second, and every worker, CLI
+    run and test would print one to stderr."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
+
+
 class HFEncoder:
     """Mean-pooled, L2-normalised sentence embeddings from any local encoder directory (BERT, MiniLM, XLM-R ...)."""
 
@@ -198,7 +213,8 @@ class HFEncoder:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
-        model = AutoModel.from_pretrained(str(self.path), local_files_only=True, dtype=torch.float32)
+        with _quiet_loading():
+            model = AutoModel.from_pretrained(str(self.path), local_files_only=True, dtype=torch.float32)
         self.dim = int(model.config.hidden_size)
         self.batch_size = batch_size
         self.max_length = _usable_length(model, max_length)
@@ -329,9 +345,10 @@ class HFSentiment:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(self.path), local_files_only=True, dtype=torch.float32
-        )
+        with _quiet_loading():
+            model = AutoModelForSequenceClassification.from_pretrained(
+                str(self.path), local_files_only=True, dtype=torch.float32
+            )
         self.order = _label_order({int(k): v for k, v in model.config.id2label.items()})
         self.batch_size = batch_size
         self.max_length = _usable_length(model, max_length)
