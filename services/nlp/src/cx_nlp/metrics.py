@@ -74,6 +74,34 @@ class WorkerMetrics:
             documentation="Codebooks compiled (embedded) by the worker",
             labelnames=[],
         )
+        self.vector_cache = CacheLookups(
+            m.Counter(
+                name="cx_nlp_vector_cache_lookups",
+                documentation="Sentence-vector cache lookups of the worker's transformer encoders, by result",
+                labelnames=["result"],
+            )
+        )
+
+
+class CacheLookups:
+    """Counts the lookups of the pipeline's vector caches (`cx_nlp.models.hf.VectorCache` keeps running totals;
+    each `observe` adds what came since the last one)."""
+
+    def __init__(self, counter: Any) -> None:
+        self.counter = counter
+        self.seen = (0, 0)
+
+    def observe(self, pipeline: object) -> None:
+        counts = getattr(pipeline, "vector_cache_counts", None)
+        if counts is None:
+            return
+        hits, misses = counts()
+        new_hits, new_misses = hits - self.seen[0], misses - self.seen[1]
+        if new_hits > 0:
+            self.counter.labels(result="hit").inc(new_hits)
+        if new_misses > 0:
+            self.counter.labels(result="miss").inc(new_misses)
+        self.seen = (hits, misses)
 
 
 class QueueMetrics:

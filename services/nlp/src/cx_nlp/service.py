@@ -174,6 +174,7 @@ class NlpModel:
             for i, prediction in zip(indices, predictions, strict=True):
                 results[i] = prediction_to_json(prediction, truncated=len(items[i].text) > limit)
         self.metrics.batch_seconds.labels(endpoint="analyze").observe(time.perf_counter() - started)
+        self.metrics.vector_cache.observe(pipeline)
         return [r if r is not None else {"error": "internal"} for r in results]
 
     @bentoml.api(  # type: ignore[untyped-decorator]
@@ -187,6 +188,7 @@ class NlpModel:
         limit = self.settings.max_text_length
         vectors = pipeline.embed([t[:limit] for t in texts])
         self.metrics.batch_seconds.labels(endpoint="embed").observe(time.perf_counter() - started)
+        self.metrics.vector_cache.observe(pipeline)
         return [encode_vector(v) for v in vectors]
 
     # -- plain endpoints ------------------------------------------------------------------------------------

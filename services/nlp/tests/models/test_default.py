@@ -145,7 +145,9 @@ def test_embed_after_analyze_reuses_the_vectors(default_model_dir: Path) -> None
     texts = ["The courier was two days late and nobody called", "Great fit, I will order the blue one too"]
     p.analyze(texts, frozenset(DEFAULT_TASKS))
     hits = cache.hits
+    counted = p.vector_cache_counts()  # type: ignore[attr-defined]
     vectors = p.embed(texts)
     assert cache.hits - hits == len(texts)
+    assert p.vector_cache_counts() == (counted[0] + len(texts), counted[1])  # type: ignore[attr-defined]
     fresh = load_pipeline(default_model_dir, encoder_cache=0)
     assert np.allclose(vectors, fresh.embed(texts), atol=1e-4)

@@ -91,6 +91,24 @@ class VectorCache:
         return len(self._vectors)
 
 
+def vector_caches(*components: object) -> list[VectorCache]:
+    """The distinct vector caches of some pipeline components: encoders themselves, or what they are made of
+    (`zh`/`en` parts, a sentiment head's `encoder`)."""
+    found: dict[int, VectorCache] = {}
+    seen: set[int] = set()
+    todo = list(components)
+    while todo:
+        part = todo.pop()
+        if id(part) in seen:
+            continue
+        seen.add(id(part))
+        cache = getattr(part, "cache", None)
+        if isinstance(cache, VectorCache):
+            found[id(cache)] = cache
+        todo.extend(p for p in (getattr(part, name, None) for name in ("zh", "en", "encoder")) if p is not None)
+    return list(found.values())
+
+
 def resolve_device(device: str) -> str:
     import torch
 

@@ -65,6 +65,13 @@ class CxPipeline:
 
     # -- api.Pipeline ------------------------------------------------------------------------------------------
 
+    def vector_cache_counts(self) -> tuple[int, int]:
+        """Hits and misses, so far, of the transformer encoders' vector caches (0, 0 without any)."""
+        from cx_nlp.models.hf import vector_caches
+
+        caches = vector_caches(self.encoder, self.zh_sentiment, self.en_sentiment)
+        return sum(c.hits for c in caches), sum(c.misses for c in caches)
+
     def info(self) -> dict[str, object]:
         return {
             "name": self.name,
