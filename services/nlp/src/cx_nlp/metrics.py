@@ -84,8 +84,8 @@ class WorkerMetrics:
 
 
 class CacheLookups:
-    """Counts the lookups of the pipeline's vector caches (`cx_nlp.models.hf.VectorCache` keeps running totals;
-    each `observe` adds what came since the last one)."""
+    """Counts the lookups of the pipeline's vector caches (`cx_nlp.models.vector_cache.VectorCache` keeps running
+    totals; each `observe` adds what came since the last one)."""
 
     def __init__(self, counter: Any) -> None:
         self.counter = counter

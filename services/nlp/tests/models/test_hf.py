@@ -10,7 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from cx_nlp.models.hf import HFEncoder, HFSentiment, VectorCache, encoder_memo, resolve_device, resolve_dtype  # noqa: E402
+from cx_nlp.models.hf import HFEncoder, HFSentiment, encoder_memo, resolve_device, resolve_dtype  # noqa: E402
+from cx_nlp.models.vector_cache import VectorCache  # noqa: E402
 
 
 def _tiny_bert(path: Path, labels: dict[int, str] | None) -> Path:
@@ -192,7 +193,7 @@ def test_bucketed_encoding_matches_one_text_at_a_time(tmp_path: Path) -> None:
 
 
 def test_model_references_resolve_to_local_directories(tmp_path: Path) -> None:
-    from cx_nlp.models.hf import ModelSourceError, model_dir_for
+    from cx_nlp.models.sources import ModelSourceError, model_dir_for
 
     assert model_dir_for(tmp_path) == tmp_path
     with pytest.raises(ModelSourceError, match="does not exist") as missing:
@@ -216,7 +217,7 @@ def test_a_hub_id_is_downloaded_only_when_allowed(tmp_path: Path, monkeypatch: p
     enc = HFEncoder("acme/tiny-bert@v1.2", hub_download=True)
     assert asked == [("acme/tiny-bert", "v1.2")] and enc.path == local
     assert enc(["good"]).shape == (1, 16)
-    from cx_nlp.models.hf import ModelSourceError
+    from cx_nlp.models.sources import ModelSourceError
 
     with pytest.raises(ModelSourceError):
         HFSentiment("acme/tiny-bert")  # the same id without permission never reaches the hub
@@ -227,7 +228,7 @@ def test_a_hub_id_that_cannot_be_downloaded_is_one_clear_error(tmp_path: Path, m
     """The real huggingface_hub client, offline and with an empty cache (no network is touched)."""
     from huggingface_hub import constants
 
-    from cx_nlp.models.hf import ModelSourceError, model_dir_for
+    from cx_nlp.models.sources import ModelSourceError, model_dir_for
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))

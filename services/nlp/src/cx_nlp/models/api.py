@@ -124,7 +124,7 @@ def load_pipeline(
     A value may also be a hub id (`org/name` or `org/name@revision`), downloaded only when `hub_download` is true.
     `device` is cpu or cuda (falls back to cpu with a warning when no GPU is visible); `dtype` is float32, bfloat16,
     float16, int8 (smoothed int8 Linear layers, CPU) or auto. `encoder_cache`: sentence vectors each transformer
-    encoder keeps (`cx_nlp.models.hf.VectorCache`; 0 = none, None = its default).
+    encoder keeps (`cx_nlp.models.vector_cache.VectorCache`; 0 = none, None = its default).
     """
     from cx_nlp.models.pipeline import load_default, tiny_pipeline
 

@@ -9,11 +9,7 @@ model to the GPU.
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import logging
-import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from cx_nlp.models.components import l2_normalize
+from cx_nlp.models.sources import model_dir_for
+from cx_nlp.models.vector_cache import DEFAULT_VECTOR_CACHE, VectorCache
 
 log = logging.getLogger(__name__)
 
@@ -42,73 +40,6 @@ def encoder_memo() -> Iterator[None]:
         _MEMO.reset(token)
 
 
-DEFAULT_VECTOR_CACHE = 4096  # sentence vectors kept per encoder: 6 MB for MiniLM's 384 dimensions
-
-
-class VectorCache:
-    """The sentence vectors an encoder computed last (LRU, bounded), across calls and threads.
-
-    Ingest sends `Analyze` and `Embed` for the same texts one after the other, and a worker runs one model call at a
-    time (`threads=1`), so the second finds most of its vectors here; feedback also repeats short texts ("好评",
-    "great") often. Keys are 128-bit BLAKE2b digests of the text, so long texts do not stay in memory."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._vectors: OrderedDict[bytes, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    @staticmethod
-    def key(text: str) -> bytes:
-        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
-    def lookup(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
-        found: dict[bytes, np.ndarray] = {}
-        with self._lock:
-            for k in keys:
-                vector = self._vectors.get(k)
-                if vector is not None:
-                    self._vectors.move_to_end(k)
-                    found[k] = vector
-            self.hits += len(found)
-            self.misses += len(keys) - len(found)
-        return found
-
-    def store(self, keys: list[bytes], vectors: np.ndarray) -> None:
-        with self._lock:
-            for k, vector in zip(keys, vectors, strict=True):
-                self._vectors[k] = vector.copy()  # a row of a batch's array would keep the whole array alive
-                self._vectors.move_to_end(k)
-            while len(self._vectors) > self.size:
-                self._vectors.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._vectors.clear()
-
-    def __len__(self) -> int:
-        return len(self._vectors)
-
-
-def vector_caches(*components: object) -> list[VectorCache]:
-    """The distinct vector caches of some pipeline components: encoders themselves, or what they are made of
-    (`zh`/`en` parts, a sentiment head's `encoder`)."""
-    found: dict[int, VectorCache] = {}
-    seen: set[int] = set()
-    todo = list(components)
-    while todo:
-        part = todo.pop()
-        if id(part) in seen:
-            continue
-        seen.add(id(part))
-        cache = getattr(part, "cache", None)
-        if isinstance(cache, VectorCache):
-            found[id(cache)] = cache
-        todo.extend(p for p in (getattr(part, name, None) for name in ("zh", "en", "encoder")) if p is not None)
-    return list(found.values())
-
-
 def resolve_device(device: str) -> str:
     import torch
 
@@ -121,7 +52,7 @@ def resolve_device(device: str) -> str:
 
 
 def resolve_dtype(dtype: str, device: str) -> str:
-    """`auto` = bfloat16 on CUDA; on CPU what `cx_nlp.hardware.auto_cpu_dtype` picks (bfloat16, int8 or float32)."""
+    """`auto` = bfloat16 on CUDA; on CPU what `cx_nlp.hardware.auto_cpu_dtype` picks (bfloat16 or float32)."""
     if dtype in ("auto", ""):
         from cx_nlp.hardware import auto_cpu_dtype
 
@@ -161,38 +92,6 @@ def _usable_length(model: Any, max_length: int) -> int:
     """`max_length` tokens, or fewer when the model has fewer positions (longer inputs would not fit)."""
     positions = getattr(model.config, "max_position_embeddings", None)
     return min(max_length, int(positions)) if isinstance(positions, int) and positions > 0 else max_length
-
-
-HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<revision>[\w./-]+))?$")
-
-
-class ModelSourceError(FileNotFoundError):
-    """A model reference that is neither a local directory nor a hub id this process may download."""
-
-
-def model_dir_for(ref: str | Path, *, hub_download: bool = False) -> Path:
-    """The local directory of a model reference: a directory as it is; `org/name` or `org/name@revision` (a hub
-    id) downloaded once into the Hugging Face cache when `hub_download` allows it."""
-    p = Path(ref).expanduser()
-    if p.is_dir():
-        return p
-    match = HUB_ID.match(str(ref)) if not str(ref).startswith((".", "/", "~")) else None
-    if match is None:
-        raise ModelSourceError(f"model directory {p} does not exist")
-    if not hub_download:
-        raise ModelSourceError(
-            f"{ref} is not a local directory; as a Hugging Face hub id it needs CX_NLP_HUB_DOWNLOAD=true (and "
-            "internet), or download it yourself and give its directory"
-        )
-    from huggingface_hub import snapshot_download
-
-    try:
-        path = snapshot_download(match["repo"], revision=match["revision"])
-    except Exception as exc:  # offline, unknown repo or revision, no access: one line for the operator
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise ModelSourceError(f"cannot download {ref} from the Hugging Face hub: {reason}") from exc
-    log.info("model %s from the hub cache at %s", ref, path)
-    return Path(str(path))
 
 
 @contextmanager

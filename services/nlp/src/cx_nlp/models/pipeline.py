@@ -67,7 +67,7 @@ class CxPipeline:
 
     def vector_cache_counts(self) -> tuple[int, int]:
         """Hits and misses, so far, of the transformer encoders' vector caches (0, 0 without any)."""
-        from cx_nlp.models.hf import vector_caches
+        from cx_nlp.models.vector_cache import vector_caches
 
         caches = vector_caches(self.encoder, self.zh_sentiment, self.en_sentiment)
         return sum(c.hits for c in caches), sum(c.misses for c in caches)
@@ -262,7 +262,8 @@ def load_default(
     encoder_cache: int | None = None,
     hub_download: bool = False,
 ) -> CxPipeline:
-    from cx_nlp.models.hf import DEFAULT_VECTOR_CACHE, HFEncoder, HFSentiment, resolve_device, resolve_dtype
+    from cx_nlp.models.hf import HFEncoder, HFSentiment, resolve_device, resolve_dtype
+    from cx_nlp.models.vector_cache import DEFAULT_VECTOR_CACHE
 
     t0 = time.perf_counter()
     model_dir = Path(model_dir)
