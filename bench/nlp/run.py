@@ -659,6 +659,7 @@ def precision_report(
 def vector_cache_report(model: str, model_dir: Path, texts: list[str], threads: int) -> list[str]:
     """What ingest's pattern costs, Analyze (default tasks) then Embed of the same texts in 32-text batches, with the
     encoders' vector cache and without it (same dtype and threads; the caches are emptied before every round)."""
+    from cx_nlp.models.vector_cache import vector_caches
     from cx_nlp.runtime import load_configured_pipeline
     from cx_nlp.settings import NlpSettings
     from cx_nlp.wire import DEFAULT_TASKS
@@ -677,8 +678,7 @@ def vector_cache_report(model: str, model_dir: Path, texts: list[str], threads: 
     best: dict[int, float] = {}
     for _ in range(2):
         for cache, p in pipes.items():
-            vector_cache = getattr(getattr(getattr(p, "encoder", None), "en", None), "cache", None)
-            if vector_cache is not None:
+            for vector_cache in vector_caches(p.encoder):
                 vector_cache.clear()
             rate = with_threads(threads, partial(batched_rate, both(p), texts))
             best[cache] = max(best.get(cache, 0.0), rate)

@@ -1,7 +1,7 @@
 """int8 on CPU: every Linear layer of a transformer with int8 weights and int8 activations.
 
 Plain dynamic quantisation (`torch.ao.quantization.quantize_dynamic`) moved MiniLM's sentence vectors too far to be
-usable (cosine to float32 down to 0.82 on the benchmark's texts). Three things bring it back to within 0.99:
+usable (cosine to float32 down to 0.82 on the benchmark's texts). Four things bring it back to within 0.99:
 
 - **8-bit activations.** PyTorch's x86/fbgemm kernels quantise activations to 7 bits (`reduce_range`, to avoid an
   overflow of AVX2's 16-bit intermediate sums); oneDNN's kernels have no such overflow and take all 8 bits, so the

@@ -21,7 +21,7 @@ def model_dir_for(ref: str | Path, *, hub_download: bool = False) -> Path:
     p = Path(ref).expanduser()
     if p.is_dir():
         return p
-    match = HUB_ID.match(str(ref)) if not str(ref).startswith((".", "/", "~")) else None
+    match = HUB_ID.match(str(ref))  # its first character is alphanumeric: never a relative, absolute or ~ path
     if match is None:
         raise ModelSourceError(f"model directory {p} does not exist")
     if not hub_download:
