@@ -1,16 +1,29 @@
 """What the host offers: CPUs this process may use, whether they compute bfloat16 natively, and so which precision
 `auto` picks on CPU.
 
-Kept free of heavy imports so settings can use it.
+Kept free of heavy imports so settings can use it (the bfloat16 probe imports torch when it runs).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import statistics
+import time
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
+
+log = logging.getLogger(__name__)
 
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+# bfloat16 must run the probe's matrix product at least this much faster than float32 to be picked: the rest of
+# an encoder (attention, GELU, LayerNorm, pooling) gains less than its Linear layers, and the margin keeps a noisy
+# host from flipping between the two.
+BF16_MIN_SPEEDUP = 1.2
+# One MiniLM/BERT-base sized feed-forward product: 16 texts x 64 tokens, 384 -> 1536.
+PROBE_SHAPE = (1024, 384, 1536)
+PROBE_ROUNDS = 7
 
 
 def usable_cpus() -> int:
@@ -46,9 +59,78 @@ def cpu_has_native_bf16() -> bool:
     return bool(BF16_FLAGS & cpu_flags())
 
 
+class Bf16Probe(NamedTuple):
+    float32_ms: float
+    bfloat16_ms: float
+    threads: int
+
+    @property
+    def speedup(self) -> float:
+        return self.float32_ms / self.bfloat16_ms if self.bfloat16_ms > 0 else 0.0
+
+
+def probe_bf16_matmul(threads: int) -> Bf16Probe:
+    """Median time of one encoder-sized Linear layer in float32 and in bfloat16, interleaved, at `threads` intra-op
+    threads (~0.1-0.5 s). The CPU flags alone do not tell: a virtual machine may report AVX512-BF16 but hide AMX,
+    and there oneDNN's AVX512-BF16 kernels ran MiniLM at 0.7x float32 (measured, Xeon model 207 without AMX)."""
+    import torch
+
+    rows, inner, outer = PROBE_SHAPE
+    generator = torch.Generator().manual_seed(0)
+    layers = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        layer = torch.nn.Linear(inner, outer).to(dtype)
+        layers[dtype] = (layer, torch.randn(rows, inner, generator=generator).to(dtype))
+    times: dict[torch.dtype, list[float]] = {dtype: [] for dtype in layers}
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            for layer, x in layers.values():  # warm-up: oneDNN builds its kernels on the first call
+                layer(x)
+            for _ in range(PROBE_ROUNDS):
+                for dtype, (layer, x) in layers.items():
+                    start = time.perf_counter()
+                    layer(x)
+                    times[dtype].append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(previous)
+    return Bf16Probe(
+        float32_ms=statistics.median(times[torch.float32]) * 1000,
+        bfloat16_ms=statistics.median(times[torch.bfloat16]) * 1000,
+        threads=threads,
+    )
+
+
+@lru_cache(maxsize=8)
+def bf16_is_faster(threads: int) -> bool:
+    """Whether bfloat16 beats float32 by `BF16_MIN_SPEEDUP` on this host at `threads` threads (probed once)."""
+    probe = probe_bf16_matmul(threads)
+    faster = probe.speedup >= BF16_MIN_SPEEDUP
+    log.info(
+        "cpu bfloat16 probe: float32 %.2f ms, bfloat16 %.2f ms (%.2fx) at %d thread(s) -> %s",
+        probe.float32_ms,
+        probe.bfloat16_ms,
+        probe.speedup,
+        threads,
+        "bfloat16" if faster else "float32",
+    )
+    return faster
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
+
+
 def auto_cpu_dtype() -> str:
-    """`auto` on CPU: bfloat16 where it is native, else float32. int8 (`cx_nlp.models.quantize`) is opt-in: it keeps
-    the labels and cosine >= 0.99, but its activation scale is set per call, so a text's scores move by up to ~0.01
-    with the texts it is batched with, and it gains only ~1.5x on CPUs with VNNI and no bfloat16 (measured with
-    ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI), ~1.3x and less exact on plain AVX2."""
-    return "bfloat16" if cpu_has_native_bf16() else "float32"
+    """`auto` on CPU: bfloat16 where the CPU has bfloat16 instructions and a probe finds them faster than float32
+    (`bf16_is_faster`), else float32. int8 (`cx_nlp.models.quantize`) is opt-in: it keeps the labels and cosine
+    >= 0.99, but its activation scale is set per call, so a text's scores move by up to ~0.01 with the texts it is
+    batched with, and it gains only ~1.4-1.5x on CPUs with VNNI and no usable bfloat16 (measured with
+    ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI, and on a host with AVX512-BF16 but no AMX), ~1.3x and less exact on plain
+    AVX2."""
+    if not cpu_has_native_bf16():
+        return "float32"
+    return "bfloat16" if bf16_is_faster(_torch_threads()) else "float32"

@@ -115,7 +115,9 @@ class NlpSettings(ServiceSettings):
     def resolved_dtype(self) -> str:
         if self.dtype != "auto":
             return self.dtype
-        return "bfloat16" if self.device == "cuda" else auto_cpu_dtype()
+        if self.device == "cuda":
+            return "bfloat16"
+        return "float32" if self.model == "tiny" else auto_cpu_dtype()  # the tiny model computes in NumPy float32
 
     def resolved_torch_threads(self) -> int:
         return self.torch_threads or default_torch_threads()

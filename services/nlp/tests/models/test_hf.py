@@ -235,3 +235,13 @@ def test_a_hub_id_that_cannot_be_downloaded_is_one_clear_error(tmp_path: Path, m
     with pytest.raises(ModelSourceError, match="cannot download acme/absent-model from the Hugging Face hub") as err:
         model_dir_for("acme/absent-model", hub_download=True)
     assert "\n" not in str(err.value)
+
+
+def test_the_bf16_probe_times_both_precisions_and_restores_the_threads() -> None:
+    from cx_nlp import hardware
+
+    before = torch.get_num_threads()
+    probe = hardware.probe_bf16_matmul(1)
+    assert torch.get_num_threads() == before
+    assert probe.threads == 1 and probe.float32_ms > 0 and probe.bfloat16_ms > 0
+    assert probe.speedup == pytest.approx(probe.float32_ms / probe.bfloat16_ms)

@@ -237,25 +237,54 @@ def test_threads_and_dtype_defaults_follow_the_host() -> None:
 
 
 @pytest.mark.parametrize(
-    ("flags", "dtype"),
+    ("flags", "bf16_faster", "dtype"),
     [
-        ({"avx2", "avx512f", "amx_bf16", "amx_int8"}, "bfloat16"),  # Sapphire Rapids and later
-        ({"avx2", "avx512f", "avx512_bf16", "avx512_vnni"}, "bfloat16"),  # Zen 4, Cooper Lake
-        ({"avx2", "avx512f", "avx512_vnni"}, "float32"),  # Cascade Lake, Ice Lake: int8 is opt-in
-        ({"avx2", "fma"}, "float32"),  # Zen 2 / Zen 3
-        (set(), "float32"),  # no /proc/cpuinfo
+        ({"avx2", "avx512f", "amx_bf16", "amx_int8"}, True, "bfloat16"),  # Sapphire Rapids and later
+        ({"avx2", "avx512f", "avx512_bf16", "avx512_vnni"}, True, "bfloat16"),  # Zen 4, Cooper Lake
+        ({"avx2", "avx512f", "avx512_bf16", "avx512_vnni"}, False, "float32"),  # a VM that hides AMX
+        ({"avx2", "avx512f", "avx512_vnni"}, None, "float32"),  # Cascade Lake, Ice Lake: int8 is opt-in
+        ({"avx2", "fma"}, None, "float32"),  # Zen 2 / Zen 3
+        (set(), None, "float32"),  # no /proc/cpuinfo
     ],
 )
-def test_auto_precision_follows_the_cpu_instructions(
-    monkeypatch: pytest.MonkeyPatch, flags: set[str], dtype: str
+def test_auto_precision_follows_the_cpu_instructions_and_the_probe(
+    monkeypatch: pytest.MonkeyPatch, flags: set[str], bf16_faster: bool | None, dtype: str
 ) -> None:
     from cx_nlp import hardware
     from cx_nlp.settings import NlpSettings
 
+    def probe(threads: int) -> bool:
+        assert bf16_faster is not None, "no bfloat16 instructions: nothing to probe"
+        return bf16_faster
+
     monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(hardware, "bf16_is_faster", probe)
     assert hardware.auto_cpu_dtype() == dtype
     assert NlpSettings().resolved_dtype() == dtype
     assert NlpSettings(device="cuda").resolved_dtype() == "bfloat16"
+    assert NlpSettings(model="tiny").resolved_dtype() == "float32"  # NumPy float32 whatever the CPU
+
+
+@pytest.mark.parametrize(("bfloat16_ms", "picked"), [(5.0, True), (8.0, True), (9.0, False), (20.0, False)])
+def test_bf16_needs_a_clear_lead_in_the_probe(
+    monkeypatch: pytest.MonkeyPatch, bfloat16_ms: float, picked: bool
+) -> None:
+    from cx_nlp import hardware
+
+    calls: list[int] = []
+
+    def probe(threads: int) -> hardware.Bf16Probe:
+        calls.append(threads)
+        return hardware.Bf16Probe(float32_ms=10.0, bfloat16_ms=bfloat16_ms, threads=threads)
+
+    monkeypatch.setattr(hardware, "probe_bf16_matmul", probe)
+    hardware.bf16_is_faster.cache_clear()
+    try:
+        assert hardware.bf16_is_faster(3) is picked
+        assert hardware.bf16_is_faster(3) is picked
+        assert calls == [3]  # probed once per thread count
+    finally:
+        hardware.bf16_is_faster.cache_clear()
 
 
 def test_concat_encoder_runs_each_part_only_where_it_counts() -> None:
