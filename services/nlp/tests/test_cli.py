@@ -83,6 +83,10 @@ def test_info_tiny(nlp_cli_env):
     info = json.loads(result.stdout)
     assert info["model"]["name"] == "cx-tiny"
     assert info["settings"]["max_batch_size"] == 32
+    assert info["settings"]["dtype"] == "float32"
+    assert info["host"]["usable_cpus"] >= 1 and info["host"]["torch_threads"] >= 1
+    assert isinstance(info["host"]["bf16_instructions"], bool)
+    assert info["host"]["bf16_probe"] == {}  # the tiny model has no precision to choose
 
 
 def test_eval_tiny(nlp_cli_env, tmp_path):

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from cx_nlp import hardware
 from cx_nlp.settings import NlpSettings, apply_env, get_settings
 
 PREDICT_TASKS = ("sentiment", "aspects", "intents", "language", "keywords", "needs")
@@ -265,6 +266,20 @@ def cmd_info(args: argparse.Namespace) -> int:
             "max_items_per_request": settings.max_items_per_request,
             "max_text_length": settings.max_text_length,
             "max_concurrent_requests": settings.max_concurrent_requests,
+        },
+        "host": {
+            "usable_cpus": hardware.usable_cpus(),
+            "torch_threads": settings.resolved_torch_threads(),
+            "bf16_instructions": hardware.cpu_has_native_bf16(),
+            # What `dtype=auto` measured before it chose (empty when it had nothing to probe).
+            "bf16_probe": {
+                str(threads): {
+                    "float32_ms": round(p.float32_ms, 3),
+                    "bfloat16_ms": round(p.bfloat16_ms, 3),
+                    "speedup": round(p.speedup, 2),
+                }
+                for threads, p in hardware.probes_run().items()
+            },
         },
     }
     print(json.dumps(payload, ensure_ascii=False, indent=2, default=str))

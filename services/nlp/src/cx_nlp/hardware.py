@@ -102,20 +102,33 @@ def probe_bf16_matmul(threads: int) -> Bf16Probe:
     )
 
 
-@lru_cache(maxsize=8)
+_probes: dict[int, Bf16Probe] = {}  # thread count -> the probe run at it in this process
+
+
+def bf16_probe(threads: int) -> Bf16Probe:
+    """`probe_bf16_matmul(threads)`, run once per process and thread count (logged)."""
+    probe = _probes.get(threads)
+    if probe is None:
+        probe = _probes[threads] = probe_bf16_matmul(threads)
+        log.info(
+            "cpu bfloat16 probe: float32 %.2f ms, bfloat16 %.2f ms (%.2fx) at %d thread(s) -> %s",
+            probe.float32_ms,
+            probe.bfloat16_ms,
+            probe.speedup,
+            threads,
+            "bfloat16" if probe.speedup >= BF16_MIN_SPEEDUP else "float32",
+        )
+    return probe
+
+
+def probes_run() -> dict[int, Bf16Probe]:
+    """The bfloat16 probes this process has run, by thread count (for `cx-nlp info`)."""
+    return dict(_probes)
+
+
 def bf16_is_faster(threads: int) -> bool:
-    """Whether bfloat16 beats float32 by `BF16_MIN_SPEEDUP` on this host at `threads` threads (probed once)."""
-    probe = probe_bf16_matmul(threads)
-    faster = probe.speedup >= BF16_MIN_SPEEDUP
-    log.info(
-        "cpu bfloat16 probe: float32 %.2f ms, bfloat16 %.2f ms (%.2fx) at %d thread(s) -> %s",
-        probe.float32_ms,
-        probe.bfloat16_ms,
-        probe.speedup,
-        threads,
-        "bfloat16" if faster else "float32",
-    )
-    return faster
+    """Whether bfloat16 beats float32 by `BF16_MIN_SPEEDUP` on this host at `threads` threads."""
+    return bf16_probe(threads).speedup >= BF16_MIN_SPEEDUP
 
 
 def _torch_threads() -> int:

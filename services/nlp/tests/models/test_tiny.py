@@ -278,13 +278,11 @@ def test_bf16_needs_a_clear_lead_in_the_probe(
         return hardware.Bf16Probe(float32_ms=10.0, bfloat16_ms=bfloat16_ms, threads=threads)
 
     monkeypatch.setattr(hardware, "probe_bf16_matmul", probe)
-    hardware.bf16_is_faster.cache_clear()
-    try:
-        assert hardware.bf16_is_faster(3) is picked
-        assert hardware.bf16_is_faster(3) is picked
-        assert calls == [3]  # probed once per thread count
-    finally:
-        hardware.bf16_is_faster.cache_clear()
+    monkeypatch.setattr(hardware, "_probes", {})
+    assert hardware.bf16_is_faster(3) is picked
+    assert hardware.bf16_is_faster(3) is picked
+    assert calls == [3]  # probed once per thread count
+    assert hardware.probes_run() == {3: hardware.Bf16Probe(10.0, bfloat16_ms, 3)}
 
 
 def test_concat_encoder_runs_each_part_only_where_it_counts() -> None:
