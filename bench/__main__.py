@@ -19,6 +19,7 @@ SUITE_ARGS: dict[str, list[str]] = {
     "time_to_alert": ["--seconds", "40", "--warmup", "10", "--nlp-seconds", "30"],
     "survey_submit": ["--rounds", "6"],
     "nlp": ["--texts", "256"],
+    "file_import": ["--rows", "200000"],
 }
 
 
