@@ -6,7 +6,6 @@ Kept free of heavy imports so settings can use it (the bfloat16 probe imports to
 
 from __future__ import annotations
 
-import logging
 import os
 import statistics
 import time
@@ -14,7 +13,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
-log = logging.getLogger(__name__)
+import structlog
+
+log = structlog.stdlib.get_logger("cx_nlp.hardware")
 
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 # bfloat16 must run the probe's matrix product at least this much faster than float32 to be picked: the rest of
@@ -111,12 +112,12 @@ def bf16_probe(threads: int) -> Bf16Probe:
     if probe is None:
         probe = _probes[threads] = probe_bf16_matmul(threads)
         log.info(
-            "cpu bfloat16 probe: float32 %.2f ms, bfloat16 %.2f ms (%.2fx) at %d thread(s) -> %s",
-            probe.float32_ms,
-            probe.bfloat16_ms,
-            probe.speedup,
-            threads,
-            "bfloat16" if probe.speedup >= BF16_MIN_SPEEDUP else "float32",
+            "cpu_bf16_probe",
+            float32_ms=round(probe.float32_ms, 3),
+            bfloat16_ms=round(probe.bfloat16_ms, 3),
+            speedup=round(probe.speedup, 2),
+            threads=threads,
+            chosen="bfloat16" if probe.speedup >= BF16_MIN_SPEEDUP else "float32",
         )
     return probe
 

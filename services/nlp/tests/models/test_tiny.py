@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import structlog.testing
 
 from cx_nlp.evaluation import classification_report, evaluate, format_report, sample_codebook
 from cx_nlp.models import langid
@@ -279,9 +280,13 @@ def test_bf16_needs_a_clear_lead_in_the_probe(
 
     monkeypatch.setattr(hardware, "probe_bf16_matmul", probe)
     monkeypatch.setattr(hardware, "_probes", {})
-    assert hardware.bf16_is_faster(3) is picked
-    assert hardware.bf16_is_faster(3) is picked
+    with structlog.testing.capture_logs() as logged:
+        assert hardware.bf16_is_faster(3) is picked
+        assert hardware.bf16_is_faster(3) is picked
     assert calls == [3]  # probed once per thread count
+    assert [(e["event"], e["threads"], e["chosen"]) for e in logged] == [
+        ("cpu_bf16_probe", 3, "bfloat16" if picked else "float32")
+    ]
     assert hardware.probes_run() == {3: hardware.Bf16Probe(10.0, bfloat16_ms, 3)}
 
 
