@@ -58,6 +58,21 @@ def write_result(
     return path
 
 
+def write_readme_block(readme: Path, name: str, body: str, *, heading: str, missing: str = "") -> None:
+    """Put `body` between the `<!-- bench:<name>:start -->` and `<!-- bench:<name>:end -->` markers of `readme`;
+    where the markers are not there yet, append them under a new `## heading` (`missing`: the text of a README that
+    does not exist yet)."""
+    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+    block = f"{start}\n{body}\n{end}"
+    current = readme.read_text(encoding="utf-8") if readme.exists() else missing
+    if start in current and end in current:
+        head, rest = current.split(start, 1)
+        current = head + block + rest.split(end, 1)[1]
+    else:
+        current = current.rstrip() + f"\n\n## {heading}\n\n" + block + "\n"
+    readme.write_text(current, encoding="utf-8")
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""

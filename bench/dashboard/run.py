@@ -42,7 +42,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_DIR = ROOT / "services" / "gateway"
 README = GATEWAY_DIR / "README.md"
-START, END = "<!-- bench:dashboard:start -->", "<!-- bench:dashboard:end -->"
 
 DAYS = 90
 TOUCHPOINTS = (("tp-checkout", "in_sale", "store"), ("tp-delivery", "post_sale", "delivery"),
@@ -727,13 +726,9 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def write_readme(text: str) -> None:
-    body = README.read_text()
-    block = f"{START}\n{text}\n{END}"
-    if START in body and END in body:
-        body = body[: body.index(START)] + block + body[body.index(END) + len(END) :]
-    else:
-        body = body.rstrip() + "\n\n## Benchmark (`python -m bench dashboard`)\n\n" + block + "\n"
-    README.write_text(body)
+    from bench.report import write_readme_block
+
+    write_readme_block(README, "dashboard", text, heading="Benchmark (`python -m bench dashboard`)")
 
 
 def main(argv: list[str] | None = None) -> int:

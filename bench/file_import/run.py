@@ -36,10 +36,9 @@ from bench.harness import ROOT, postgres, serve, with_database
 from bench.ingest.peers import Caller
 from bench.ingest.run import TABLES, prepare, server_env
 from bench.ingest.workload import _EN, _ZH
-from bench.report import machine, write_result
+from bench.report import machine, write_readme_block, write_result
 
 README = ROOT / "services" / "ingest" / "README.md"
-START, END = "<!-- bench:file_import:start -->", "<!-- bench:file_import:end -->"
 HEADER = ("external_id", "channel", "touchpoint_id", "customer_key", "product_sku", "occurred_at", "text")
 BAD_EVERY = 997  # every 997th row has no text: rejected with its row number in errors.csv
 MEMORY_SHARE_TARGET = 0.1  # peak memory growth below a tenth of the file (or MEMORY_FLOOR_MB): streamed, not loaded
@@ -237,14 +236,8 @@ def report(fig: dict[str, Any], quick: bool) -> tuple[list[str], list[dict[str, 
 
 
 def write_readme(text: str) -> None:
-    block = f"{START}\n{text}\n\nMachine: {machine()}. Reproduce with `python -m bench file_import`.\n{END}"
-    current = README.read_text(encoding="utf-8")
-    if START in current and END in current:
-        head, rest = current.split(START, 1)
-        current = head + block + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip("\n") + "\n\n" + block + "\n"
-    README.write_text(current, encoding="utf-8")
+    body = f"{text}\n\nMachine: {machine()}. Reproduce with `python -m bench file_import`."
+    write_readme_block(README, "file_import", body, heading="File imports")
 
 
 def main(argv: list[str] | None = None) -> int:

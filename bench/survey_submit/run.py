@@ -27,14 +27,13 @@ from typing import Any
 import asyncpg
 
 from bench.harness import postgres, serve, with_database
-from bench.report import write_result
+from bench.report import write_readme_block, write_result
 from bench.survey_submit.cpu import Meter, Sample
 from bench.survey_submit.loadgen import Run, load
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_DIR = ROOT / "services" / "survey"
 README = SERVICE_DIR / "README.md"
-START, END = "<!-- bench:survey_submit:start -->", "<!-- bench:survey_submit:end -->"
 SLICE_WARMUP = 0.5  # seconds before each measured slice: new connections, a settled loop
 ROLE_PASSWORD = "bench-survey"  # noqa: S105 - a throwaway database
 PEERS = {
@@ -323,14 +322,10 @@ def table(fig: dict[str, dict[str, float]], args: argparse.Namespace) -> tuple[s
 
 
 def write_readme(text: str, machine: str) -> None:
-    block = f"{START}\n{text}\n\nMachine: {machine}. Reproduce with `python -m bench survey_submit`.\n{END}"
-    current = README.read_text() if README.exists() else "# Survey service\n"
-    if START in current and END in current:
-        head, rest = current.split(START, 1)
-        current = head + block + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip() + "\n\n## Performance: submitting responses\n\n" + block + "\n"
-    README.write_text(current)
+    body = f"{text}\n\nMachine: {machine}. Reproduce with `python -m bench survey_submit`."
+    write_readme_block(
+        README, "survey_submit", body, heading="Performance: submitting responses", missing="# Survey service\n"
+    )
 
 
 async def run(args: argparse.Namespace) -> int:

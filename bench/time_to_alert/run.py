@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.report import write_result
+from bench.report import write_readme_block, write_result
 from bench.time_to_alert import nlpload
 from bench.time_to_alert.scenario import (
     NLP_RULES,
@@ -56,7 +56,6 @@ from bench.time_to_alert.stack import (
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "services" / "alerts" / "README.md"
-START, END = "<!-- bench:time_to_alert:start -->", "<!-- bench:time_to_alert:end -->"
 SCORE_TARGET_MS = 1000.0
 NLP_TARGET_MS = 5000.0
 SCORE = "survey.response.submitted"
@@ -312,14 +311,8 @@ def table(
 
 
 def write_readme(text: str, machine: str) -> None:
-    block = f"{START}\n{text}\n\nMachine: {machine}. Reproduce with `python -m bench time_to_alert`.\n{END}"
-    current = README.read_text()
-    if START in current and END in current:
-        head, rest = current.split(START, 1)
-        current = head + block + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip() + "\n\n## Performance: time to alert\n\n" + block + "\n"
-    README.write_text(current)
+    body = f"{text}\n\nMachine: {machine}. Reproduce with `python -m bench time_to_alert`."
+    write_readme_block(README, "time_to_alert", body, heading="Performance: time to alert")
 
 
 def load_note() -> str:
