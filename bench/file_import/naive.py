@@ -22,13 +22,23 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-from bench.ingest.peers import SUBJECT, Caller, FeedbackRow, OutboxRow, RecordIn, received_event, row_values
+from bench.ingest.peers import (
+    EVENT_TYPE,
+    SUBJECT,
+    Caller,
+    FeedbackRow,
+    OutboxRow,
+    RecordIn,
+    received_event,
+    row_values,
+)
 
 CHUNK_ROWS = 500
 
 
-def peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """A process's peak resident memory so far (VmHWM), MB; this process by default."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
@@ -49,6 +59,7 @@ async def naive_import(url: str, path: Path, caller: Caller) -> dict[str, float]
     engine = create_async_engine(url.replace("postgresql://", "postgresql+asyncpg://", 1))
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     now = dt.datetime.now(dt.UTC)
+    tenant = str(caller.tenant_id)
     try:
         for start in range(0, len(valid), CHUNK_ROWS):
             async with sessions() as session:
@@ -57,10 +68,16 @@ async def naive_import(url: str, path: Path, caller: Caller) -> dict[str, float]
                     values = row_values(caller, item, now)
                     rows.append(FeedbackRow(**values))
                     event_id, payload, trace_id = received_event(values, values["id"])
-                    tenant = str(caller.tenant_id)
-                    event = OutboxRow(event_id=event_id, subject=SUBJECT, event_type="feedback.received")
-                    event.tenant_id, event.payload, event.trace_id = tenant, payload, trace_id
-                    events.append(event)
+                    events.append(
+                        OutboxRow(
+                            event_id=event_id,
+                            subject=SUBJECT,
+                            event_type=EVENT_TYPE,
+                            tenant_id=tenant,
+                            payload=payload,
+                            trace_id=trace_id,
+                        )
+                    )
                 session.add_all(rows)
                 session.add_all(events)
                 await session.commit()

@@ -32,9 +32,10 @@ from typing import Any
 import asyncpg
 import httpx
 
+from bench.file_import.naive import peak_rss_mb
 from bench.harness import ROOT, postgres, serve, with_database
 from bench.ingest.peers import Caller
-from bench.ingest.run import TABLES, prepare, server_env
+from bench.ingest.run import counts, prepare, reset, server_env
 from bench.ingest.workload import _EN, _ZH
 from bench.report import machine, write_readme_block, write_result
 
@@ -66,14 +67,6 @@ def write_csv(path: Path, rows: int, seed: int = 11) -> int:
                 (f"row-{n}", "store", "tp-checkout", f"c-{n % 50_000}", f"sku-{n % 300}", occurred.isoformat(), text)
             )
     return bad
-
-
-def peak_rss_mb(pid: int) -> float:
-    """The process's peak resident memory so far (VmHWM), MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def run_ours(port: int, api_key: str, path: Path, timeout_s: float) -> dict[str, Any]:
@@ -128,17 +121,6 @@ def run_naive(role_url: str, path: Path, caller: Caller) -> dict[str, Any]:
     return result
 
 
-async def count_and_empty(admin_db_url: str) -> int:
-    """Rows in feedback_items; then every ingest table the imports write is emptied for the next system."""
-    conn = await asyncpg.connect(admin_db_url)
-    try:
-        stored = int(await conn.fetchval("SELECT count(*) FROM ingest.feedback_items"))
-        await conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY")
-        return stored
-    finally:
-        await conn.close()
-
-
 async def measure(rows: int, workdir: Path) -> dict[str, Any]:
     path = workdir / "feedback.csv"
     bad = write_csv(path, rows)
@@ -151,7 +133,8 @@ async def measure(rows: int, workdir: Path) -> dict[str, Any]:
         ceiling_s = await run_ceiling(admin_db_url, path)
         print(f"  ceiling: raw COPY {rows / ceiling_s:,.0f} rows/s ({ceiling_s:.1f} s)", flush=True)
         naive = await asyncio.to_thread(run_naive, role_url, path, caller)
-        naive["stored"] = await count_and_empty(admin_db_url)
+        naive["stored"] = (await counts(admin_db_url))["feedback_items"]
+        await reset(admin_db_url)  # ours starts from the same empty tables
         print(
             f"  naive: {rows / naive['seconds']:,.0f} rows/s ({naive['seconds']:.1f} s), accepted {naive['accepted']}, "
             f"rejected {naive['rejected']}, stored {naive['stored']}, peak memory {naive['before_mb']:.0f} -> "
@@ -162,11 +145,7 @@ async def measure(rows: int, workdir: Path) -> dict[str, Any]:
             before_mb = peak_rss_mb(server.pid)
             ours = await run_ours(server.port, api_key, path, timeout_s=max(600.0, rows / 500))
             peak_mb = peak_rss_mb(server.pid)
-        conn = await asyncpg.connect(admin_db_url)
-        try:
-            stored = int(await conn.fetchval("SELECT count(*) FROM ingest.feedback_items"))
-        finally:
-            await conn.close()
+        stored = (await counts(admin_db_url))["feedback_items"]
     status = ours["status"]
     print(
         f"  ours: {rows / ours['elapsed']:,.0f} rows/s ({ours['elapsed']:.1f} s, upload {ours['uploaded']:.1f} s), "
@@ -179,7 +158,7 @@ async def measure(rows: int, workdir: Path) -> dict[str, Any]:
             "peak_mb": peak_mb, "stored": stored, "naive": naive, **ours}  # fmt: skip
 
 
-def report(fig: dict[str, Any], quick: bool) -> tuple[list[str], list[dict[str, Any]]]:
+def report(fig: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
     rows, bad, status = fig["rows"], fig["bad"], fig["status"]
     counts = status.get("counts", {})
     naive = fig["naive"]
@@ -249,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = 20_000 if args.quick else args.rows
     with tempfile.TemporaryDirectory(prefix="cx-bench-import-") as workdir:
         fig = asyncio.run(measure(rows, Path(workdir)))
-    lines, result_rows = report(fig, args.quick)
+    lines, result_rows = report(fig)
     text = "\n".join(lines)
     print(text)
     notes = [
