@@ -148,6 +148,15 @@ def test_sentiment_from_local_dir(tmp_path: Path, dtype: str) -> None:
     assert np.allclose(p, ref, atol=0.05)  # reduced precision stays close to float32
 
 
+def test_bucketed_sentiment_matches_one_text_at_a_time(tmp_path: Path) -> None:
+    clf = HFSentiment(_tiny_bert(tmp_path / "sent", {0: "NEGATIVE", 1: "NEUTRAL", 2: "POSITIVE"}), batch_size=2)
+    clf.max_batch_tokens = 24  # long texts go through in passes of their own
+    texts = [" ".join(["good bad slow"] * 6), "物流太慢", "good", " ".join(["bad"] * 15), "好快 good"]
+    together = clf(texts)
+    alone = np.vstack([clf([t]) for t in texts])
+    assert np.allclose(together, alone, atol=1e-5)
+
+
 def test_binary_labels_map_to_three_classes(tmp_path: Path) -> None:
     clf = HFSentiment(_tiny_bert(tmp_path / "bin", {0: "neg", 1: "pos"}))
     assert clf.order == [0, -1, 1]
@@ -182,6 +191,19 @@ def test_length_buckets_cover_every_text_once_with_little_padding() -> None:
     for b in buckets:
         assert max(lengths[i] for i in b) <= 1.25 * min(lengths[i] for i in b) + 8
     assert length_buckets([], 4) == []
+
+
+def test_length_buckets_keep_each_forward_pass_within_the_token_budget() -> None:
+    from cx_nlp.models.hf import CPU_BATCH_TOKENS, batch_token_budget, length_buckets
+
+    lengths = [30] * 40 + [250] * 10 + [300]
+    buckets = length_buckets(lengths, max_batch=64, max_tokens=1024)
+    assert sorted(i for b in buckets for i in b) == list(range(len(lengths)))
+    for b in buckets:  # padded tokens = texts x the longest; a text longer than the budget still runs, alone
+        assert len(b) * max(lengths[i] for i in b) <= 1024 or len(b) == 1
+    assert [len(b) for b in buckets if lengths[b[0]] == 250] == [4, 4, 3]  # the last: 250, 250 and 300
+    assert len(length_buckets(lengths, max_batch=64)) < len(buckets)  # no budget: only batch size and length
+    assert batch_token_budget("cpu") == CPU_BATCH_TOKENS and batch_token_budget("cuda:0") == 0
 
 
 def test_bucketed_encoding_matches_one_text_at_a_time(tmp_path: Path) -> None:
