@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 from cx_nlp.evaluation import data_path  # noqa: E402
 from cx_nlp.models.quantize import (  # noqa: E402
     FLOAT_LAYERS,
+    Bf16Linear,
     SmoothedInt8Linear,
     calibration_texts,
     float_linears,
@@ -104,12 +105,30 @@ def test_the_down_projection_that_hurts_the_output_most_stays_in_float32() -> No
             return model(x).numpy()
 
     expected = calibrate()
-    quantize_int8(model, calibrate, float_layers=FLOAT_LAYERS)
+    quantize_int8(model, calibrate, float_layers=FLOAT_LAYERS, float_dtype="float32")
     assert FLOAT_LAYERS == 1
     assert float_linears(model) == ["6"]  # of the down-projections "2" and "6"; "0" and "3" project up
     assert all(isinstance(model[i], SmoothedInt8Linear) for i in (0, 2, 3))
     got = calibrate()
     assert abs(got - expected).max() / abs(expected).max() < 0.05
+
+
+@pytest.mark.parametrize("float_dtype", ["bfloat16", "float32"])
+def test_the_kept_layer_runs_in_the_chosen_float_precision(float_dtype: str) -> None:
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.GELU(), torch.nn.Linear(64, 16)).eval()
+    x = torch.randn(8, 10, 16)
+
+    def calibrate() -> object:
+        with torch.inference_mode():
+            return model(x).numpy()
+
+    expected = calibrate()
+    quantize_int8(model, calibrate, float_dtype=float_dtype)
+    assert float_linears(model) == ["2"]
+    assert type(model[2]) is (Bf16Linear if float_dtype == "bfloat16" else torch.nn.Linear)
+    got = calibrate()
+    assert got.dtype == expected.dtype and abs(got - expected).max() / abs(expected).max() < 0.05
 
 
 def test_calibration_texts_ship_with_the_package_and_leave_out_the_test_rows() -> None:
