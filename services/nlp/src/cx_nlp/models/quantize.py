@@ -36,7 +36,7 @@ from torch import nn
 from cx_nlp.hardware import auto_cpu_dtype
 
 ALPHA = 0.7  # migration strength: 0 = no smoothing, 1 = all of the activation range moved into the weights
-FLOAT_LAYERS = 1  # feed-forward down-projections kept in float32, the most sensitive first (see quantize_int8)
+FLOAT_LAYERS = 1  # feed-forward down-projections kept in floating point, the most sensitive first (see quantize_int8)
 ONEDNN = "onednn"
 
 
