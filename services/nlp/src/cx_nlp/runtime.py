@@ -69,6 +69,8 @@ def load_configured_pipeline(settings: NlpSettings, *, device: str | None = None
         kwargs["encoder_cache"] = settings.encoder_cache
     if settings.hub_download and ("hub_download" in params or takes_any):
         kwargs["hub_download"] = True
+    if settings.batch_tokens is not None and ("batch_tokens" in params or takes_any):
+        kwargs["batch_tokens"] = settings.batch_tokens
     started = time.perf_counter()
     pipeline: Pipeline = loader(path, **kwargs)
     return pipeline, time.perf_counter() - started

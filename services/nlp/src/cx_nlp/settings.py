@@ -62,6 +62,12 @@ class NlpSettings(ServiceSettings):
 
     # -- batching and limits -----------------------------------------------------------------------------
     max_batch_size: int = Field(default=64, ge=2, description="largest batch the model sees (texts)")
+    batch_tokens: int | None = Field(
+        default=None,
+        ge=0,
+        description="padded tokens per transformer forward pass (a batch runs in several passes past it); unset = "
+        "1024 on CPU, where larger passes outgrow the caches, and no limit on CUDA; 0 = no limit",
+    )
     max_latency_ms: int = Field(default=10_000, ge=10, description="BentoML adaptive batching latency budget")
     batching: Literal["greedy", "cork"] = Field(
         default="greedy",

@@ -136,6 +136,19 @@ def test_the_vector_cache_setting_reaches_the_transformer_encoder(default_model_
     assert NlpSettings().encoder_cache == 4096
 
 
+def test_the_token_budget_setting_reaches_the_transformer_encoder(default_model_dir: Path) -> None:
+    from cx_nlp.models.hf import CPU_BATCH_TOKENS
+    from cx_nlp.runtime import load_configured_pipeline
+    from cx_nlp.settings import NlpSettings
+
+    def budget(**setting: int) -> object:
+        settings = NlpSettings(model="default", model_dir=default_model_dir, dtype="float32", **setting)
+        return load_configured_pipeline(settings)[0].encoder.en.max_batch_tokens  # type: ignore[attr-defined]
+
+    assert budget() == CPU_BATCH_TOKENS
+    assert budget(batch_tokens=0) == 0 and budget(batch_tokens=4096) == 4096
+
+
 def test_embed_after_analyze_reuses_the_vectors(default_model_dir: Path) -> None:
     """Ingest's pattern: the English encoder runs once for the sentence, whether Analyze or Embed asks first."""
     from cx_nlp.wire import DEFAULT_TASKS

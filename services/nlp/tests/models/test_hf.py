@@ -204,6 +204,21 @@ def test_length_buckets_keep_each_forward_pass_within_the_token_budget() -> None
     assert [len(b) for b in buckets if lengths[b[0]] == 250] == [4, 4, 3]  # the last: 250, 250 and 300
     assert len(length_buckets(lengths, max_batch=64)) < len(buckets)  # no budget: only batch size and length
     assert batch_token_budget("cpu") == CPU_BATCH_TOKENS and batch_token_budget("cuda:0") == 0
+    assert batch_token_budget("cpu", 0) == 0 and batch_token_budget("cuda:0", 2048) == 2048  # CX_NLP_BATCH_TOKENS
+
+
+def test_token_buckets_carry_each_texts_own_features() -> None:
+    from cx_nlp.models.hf import token_buckets
+
+    ids = [[1] * n for n in (3, 40, 4, 41, 3)]
+    features = {"input_ids": ids, "attention_mask": [[1] * len(x) for x in ids], "token_type_ids": [[0]] * 5}
+    seen: list[int] = []
+    for bucket, rows in token_buckets(features, max_batch=8, max_tokens=0):
+        assert rows == {k: [v[j] for j in bucket] for k, v in features.items()}
+        seen.extend(bucket)
+    assert sorted(seen) == list(range(5))
+    assert [sorted(b) for b, _ in token_buckets(features, max_batch=8, max_tokens=0)] == [[0, 2, 4], [1, 3]]
+    assert [len(b) for b, _ in token_buckets(features, max_batch=8, max_tokens=80)] == [3, 1, 1]  # 2 x 41 > 80
 
 
 def test_bucketed_encoding_matches_one_text_at_a_time(tmp_path: Path) -> None:

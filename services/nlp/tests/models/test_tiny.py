@@ -308,7 +308,8 @@ def test_concat_encoder_runs_each_part_only_where_it_counts() -> None:
 
 
 def test_settings_reach_the_model_loader(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Vector cache size and hub permission travel from NlpSettings to the loader (the tiny model needs neither)."""
+    """Vector cache size, hub permission and the token budget travel from NlpSettings to the loader (the tiny model
+    needs none of them)."""
     import cx_nlp.models
     from cx_nlp.runtime import load_configured_pipeline
     from cx_nlp.settings import NlpSettings
@@ -322,9 +323,11 @@ def test_settings_reach_the_model_loader(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(cx_nlp.models, "load_pipeline", loader)
     load_configured_pipeline(NlpSettings(model="tiny"))
     load_configured_pipeline(
-        NlpSettings(model="tiny", encoder_cache=0, hub_download=True, task_models={"sentiment": "acme/clf"})
+        NlpSettings(
+            model="tiny", encoder_cache=0, hub_download=True, task_models={"sentiment": "acme/clf"}, batch_tokens=0
+        )
     )
     assert seen == [
-        {"encoder_cache": 4096},  # no task models, no hub permission: neither is passed
-        {"task_models": {"sentiment": "acme/clf"}, "encoder_cache": 0, "hub_download": True},
+        {"encoder_cache": 4096},  # no task models, no hub permission, no token budget: none is passed
+        {"task_models": {"sentiment": "acme/clf"}, "encoder_cache": 0, "hub_download": True, "batch_tokens": 0},
     ]

@@ -116,6 +116,7 @@ def load_pipeline(
     task_models: dict[str, str] | None = None,
     encoder_cache: int | None = None,
     hub_download: bool = False,
+    batch_tokens: int | None = None,
 ) -> Pipeline:
     """`model_dir=None` -> the tiny in-code model (unit tests); otherwise a directory made by `cx-nlp build-model`.
 
@@ -124,7 +125,9 @@ def load_pipeline(
     A value may also be a hub id (`org/name` or `org/name@revision`), downloaded only when `hub_download` is true.
     `device` is cpu or cuda (falls back to cpu with a warning when no GPU is visible); `dtype` is float32, bfloat16,
     float16, int8 (smoothed int8 Linear layers, CPU) or auto. `encoder_cache`: sentence vectors each transformer
-    encoder keeps (`cx_nlp.models.vector_cache.VectorCache`; 0 = none, None = its default).
+    encoder keeps (`cx_nlp.models.vector_cache.VectorCache`; 0 = none, None = its default). `batch_tokens`:
+    padded tokens per transformer forward pass (0 = no limit, None = `cx_nlp.models.hf.batch_token_budget`'s default
+    for the device).
     """
     from cx_nlp.models.pipeline import load_default, tiny_pipeline
 
@@ -137,4 +140,5 @@ def load_pipeline(
         task_models=task_models,
         encoder_cache=encoder_cache,
         hub_download=hub_download,
+        batch_tokens=batch_tokens,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -126,6 +126,7 @@ class HFEncoder:
         dtype: str = "float32",
         batch_size: int = 64,
         max_length: int = 256,
+        batch_tokens: int | None = None,
         cache_size: int = DEFAULT_VECTOR_CACHE,
         hub_download: bool = False,
     ) -> None:
@@ -140,7 +141,7 @@ class HFEncoder:
             model = AutoModel.from_pretrained(str(self.path), local_files_only=True, dtype=torch.float32)
         self.dim = int(model.config.hidden_size)
         self.batch_size = batch_size
-        self.max_batch_tokens = batch_token_budget(self.device)
+        self.max_batch_tokens = batch_token_budget(self.device, batch_tokens)
         self.max_length = _usable_length(model, max_length)
         self.pad_id = int(self.tokenizer.pad_token_id or 0)
         self.model = model.eval()  # float32 until prepared: the int8 calibration runs through it
@@ -183,11 +184,10 @@ class HFEncoder:
         # Tokenise once, then run length buckets (see length_buckets) so a batch of mixed lengths does not pay
         # for padding every text to the longest one; the order is restored at the end.
         enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)
-        ids: list[list[int]] = enc["input_ids"]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode():
-            for bucket in length_buckets([len(x) for x in ids], self.batch_size, max_tokens=self.max_batch_tokens):
-                batch = _pad({k: [enc[k][j] for j in bucket] for k in enc}, self.pad_id, self.device)
+            for bucket, features in token_buckets(enc, self.batch_size, self.max_batch_tokens):
+                batch = _pad(features, self.pad_id, self.device)
                 hidden = self.model(**batch).last_hidden_state.float()
                 mask = batch["attention_mask"].unsqueeze(-1).float()
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
@@ -231,9 +231,22 @@ def length_buckets(
     return buckets
 
 
-def batch_token_budget(device: str) -> int:
-    """Padded tokens per forward pass (`length_buckets`' `max_tokens`): `CPU_BATCH_TOKENS` on CPU, no limit on a
-    GPU, which wants the largest batches it gets."""
+def token_buckets(
+    features: Mapping[str, list[list[int]]], max_batch: int, max_tokens: int
+) -> Iterator[tuple[list[int], dict[str, list[list[int]]]]]:
+    """Tokenised texts (`input_ids`, `attention_mask` ... per text, unpadded) as `length_buckets`: each bucket's
+    indices into the texts with its texts' features."""
+    lengths = [len(x) for x in features["input_ids"]]
+    for bucket in length_buckets(lengths, max_batch, max_tokens=max_tokens):
+        yield bucket, {k: [rows[j] for j in bucket] for k, rows in features.items()}
+
+
+def batch_token_budget(device: str, configured: int | None = None) -> int:
+    """Padded tokens per forward pass (`length_buckets`' `max_tokens`; 0 = no limit): `configured` where set
+    (`CX_NLP_BATCH_TOKENS`), else `CPU_BATCH_TOKENS` on CPU and no limit on a GPU, which wants the largest batches
+    it gets."""
+    if configured is not None:
+        return configured
     return 0 if device.startswith("cuda") else CPU_BATCH_TOKENS
 
 
@@ -273,6 +286,7 @@ class HFSentiment:
         dtype: str = "float32",
         batch_size: int = 32,
         max_length: int = 256,
+        batch_tokens: int | None = None,
         hub_download: bool = False,
     ) -> None:
         import torch
@@ -288,7 +302,7 @@ class HFSentiment:
             )
         self.order = _label_order({int(k): v for k, v in model.config.id2label.items()})
         self.batch_size = batch_size
-        self.max_batch_tokens = batch_token_budget(self.device)
+        self.max_batch_tokens = batch_token_budget(self.device, batch_tokens)
         self.max_length = _usable_length(model, max_length)
         self.model = model.eval()  # float32 until prepared: the int8 calibration runs through it
         self.model = _prepare(model, self.device, self.dtype, lambda: self(_calibration_texts()))
@@ -300,11 +314,9 @@ class HFSentiment:
             return np.zeros((0, 3), dtype=np.float32)
         # tokenised once, run in length buckets as in HFEncoder._encode; the tokenizer pads (on its own side)
         enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)
-        lengths = [len(x) for x in enc["input_ids"]]
         p = np.zeros((len(texts), len(self.model.config.id2label)), dtype=np.float32)
         with torch.inference_mode():
-            for bucket in length_buckets(lengths, self.batch_size, max_tokens=self.max_batch_tokens):
-                features = {k: [enc[k][j] for j in bucket] for k in enc}
+            for bucket, features in token_buckets(enc, self.batch_size, self.max_batch_tokens):
                 batch = self.tokenizer.pad(features, return_tensors="pt").to(self.device)
                 p[bucket] = torch.softmax(self.model(**batch).logits.float(), dim=-1).cpu().numpy()
         out = np.zeros((len(texts), 3), dtype=np.float32)

@@ -261,6 +261,7 @@ def load_default(
     task_models: dict[str, str] | None = None,
     encoder_cache: int | None = None,
     hub_download: bool = False,
+    batch_tokens: int | None = None,
 ) -> CxPipeline:
     from cx_nlp.models.hf import HFEncoder, HFSentiment, resolve_device, resolve_dtype
     from cx_nlp.models.vector_cache import DEFAULT_VECTOR_CACHE
@@ -277,27 +278,26 @@ def load_default(
     dtype = resolve_dtype(dtype, device)
     overrides = _task_models(task_models)
     cache = DEFAULT_VECTOR_CACHE if encoder_cache is None else encoder_cache
+    on_device: dict[str, Any] = {"device": device, "dtype": dtype, "batch_tokens": batch_tokens}
     comp = manifest["components"]
     info: dict[str, Any] = {}
 
     if "embedding" in overrides:
-        encoder: Encoder = HFEncoder(
-            overrides["embedding"], device=device, dtype=dtype, cache_size=cache, hub_download=hub_download
-        )
+        encoder: Encoder = HFEncoder(overrides["embedding"], **on_device, cache_size=cache, hub_download=hub_download)
         en_encoder: Encoder = encoder
         info["encoder"] = f"hf:{overrides['embedding']}"
     else:
         zh_enc = LsaEncoder(model_dir / comp["zh_encoder"]["file"])
         en_spec = comp["en_encoder"]
         en_path = Path(en_spec["path"]) if en_spec.get("path") else _package_dir(en_spec["package"])
-        en_encoder = HFEncoder(en_path, device=device, dtype=dtype, cache_size=cache)
+        en_encoder = HFEncoder(en_path, **on_device, cache_size=cache)
         encoder = ConcatEncoder(zh_enc, en_encoder)
         info["encoder"] = f"concat(lsa-{zh_enc.dim}, {en_spec.get('package') or en_path}-{en_encoder.dim})"
 
     zh_sent: SentimentModel
     en_sent: SentimentModel
     if "sentiment" in overrides:
-        zh_sent = en_sent = HFSentiment(overrides["sentiment"], device=device, dtype=dtype, hub_download=hub_download)
+        zh_sent = en_sent = HFSentiment(overrides["sentiment"], **on_device, hub_download=hub_download)
         info["sentiment"] = f"hf:{overrides['sentiment']}"
     else:
         zh_sent = NgramSentiment(model_dir / comp["zh_sentiment"]["file"])
@@ -305,14 +305,14 @@ def load_default(
         en_head_encoder = (
             en_encoder
             if "embedding" not in overrides
-            else HFEncoder(_package_dir(comp["en_encoder"]["package"]), device=device, dtype=dtype, cache_size=cache)
+            else HFEncoder(_package_dir(comp["en_encoder"]["package"]), **on_device, cache_size=cache)
         )
         en_sent = HeadSentiment(model_dir / comp["en_sentiment"]["file"], en_head_encoder, lex)
         info["sentiment"] = {"zh": "char-ngram-logreg", "en": "minilm-head+lexicon"}
     for lang in ("zh", "en"):
         key = f"sentiment_{lang}"
         if key in overrides:
-            model = HFSentiment(overrides[key], device=device, dtype=dtype, hub_download=hub_download)
+            model = HFSentiment(overrides[key], **on_device, hub_download=hub_download)
             if lang == "zh":
                 zh_sent = model
             else:
