@@ -263,3 +263,26 @@ async def test_scheduled_clustering_runs_for_tenants_with_new_unmatched_items(in
     assert await run_schedule_once(runtime.sessions, runtime.extras["nlp_stub"]) == 0  # nothing new since
     runs = (await ingest.client.get("/v1/clusters/runs", headers=ingest.auth(tenant))).json()
     assert [(r["trigger"], r["item_count"]) for r in runs] == [("schedule", 3)]
+
+
+async def test_lanes_that_meet_an_unknown_codebook_together_register_it_once(ingest, nlp_server):
+    import asyncio
+
+    from cx.nlp.v1 import nlp_pb2
+    from cx_ingest.codebooks import service as codebooks
+
+    tenant = uuid.uuid4()
+    cb_id = await publish_codebook(ingest, tenant)
+    runtime = ingest.app.state.runtime
+    worker = runtime.extras["analysis_worker"]
+    async with runtime.sessions() as session:
+        active = await codebooks.active_version(session, tenant)
+    request = nlp_pb2.AnalyzeRequest(
+        items=[nlp_pb2.TextInput(id="a", text="配送太慢了")],
+        codebook=nlp_pb2.CodebookRef(tenant_id=str(tenant), codebook_id=cb_id, version=1),
+    )
+    before = nlp_server.calls("RegisterCodebook")
+    # Four lanes' Analyze calls all go out before anyone has registered the version.
+    responses = await asyncio.gather(*(worker._call_analyze(request, active, tenant) for _ in range(4)))
+    assert nlp_server.calls("RegisterCodebook") - before == 1
+    assert all(r.results[0].id == "a" for r in responses)

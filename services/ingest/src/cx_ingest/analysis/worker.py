@@ -200,6 +200,10 @@ class AnalysisWorker:
         self.wakeup = wakeup or asyncio.Event()
         self.breaker = CircuitBreaker(settings.breaker_failure_threshold, settings.breaker_cooldown_s)
         self._stopping = asyncio.Event()
+        # Single-flight codebook registration: lanes that all hit FAILED_PRECONDITION for the same version wait
+        # for one RegisterCodebook instead of each sending the (large) codebook.
+        self._register_locks: dict[tuple[str, str, int], asyncio.Lock] = {}
+        self._registrations: dict[tuple[str, str, int], int] = {}
 
     def stop(self) -> None:
         self._stopping.set()
@@ -320,13 +324,23 @@ class AnalysisWorker:
         self, request: nlp_pb2.AnalyzeRequest, active: Any, tenant_id: uuid.UUID
     ) -> nlp_pb2.AnalyzeResponse:
         timeout = self.settings.nlp_timeout_s
+        key = (str(tenant_id), str(active[0].id), active[1].version) if active is not None else None
+        seen = self._registrations.get(key, 0) if key is not None else 0
         try:
             response: nlp_pb2.AnalyzeResponse = await self.stub.Analyze(request, timeout=timeout)
             return response
         except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.FAILED_PRECONDITION or active is None:
+            if exc.code() != grpc.StatusCode.FAILED_PRECONDITION or active is None or key is None:
                 raise
         # The NLP service does not know this codebook version (new version, or NLP restarted): register, retry once.
+        async with self._register_locks.setdefault(key, asyncio.Lock()):
+            if self._registrations.get(key, 0) == seen:  # nobody registered it since our call went out
+                await self._register(active, tenant_id, timeout)
+                self._registrations[key] = seen + 1
+        retried: nlp_pb2.AnalyzeResponse = await self.stub.Analyze(request, timeout=timeout)
+        return retried
+
+    async def _register(self, active: Any, tenant_id: uuid.UUID, timeout: float) -> None:
         cb, version = active
         await self.stub.RegisterCodebook(
             nlp_pb2.RegisterCodebookRequest(
@@ -349,8 +363,6 @@ class AnalysisWorker:
             timeout=timeout,
         )
         log.info("codebook_registered", tenant=str(tenant_id), codebook=str(cb.id), version=version.version)
-        retried: nlp_pb2.AnalyzeResponse = await self.stub.Analyze(request, timeout=timeout)
-        return retried
 
     def _backoff(self, attempts: int) -> float:
         base = self.settings.analysis_backoff_base_s
