@@ -335,12 +335,12 @@ class AnalysisWorker:
         # The NLP service does not know this codebook version (new version, or NLP restarted): register, retry once.
         async with self._register_locks.setdefault(key, asyncio.Lock()):
             if self._registrations.get(key, 0) == seen:  # nobody registered it since our call went out
-                await self._register(active, tenant_id, timeout)
+                await self._register(active, tenant_id)
                 self._registrations[key] = seen + 1
         retried: nlp_pb2.AnalyzeResponse = await self.stub.Analyze(request, timeout=timeout)
         return retried
 
-    async def _register(self, active: Any, tenant_id: uuid.UUID, timeout: float) -> None:
+    async def _register(self, active: Any, tenant_id: uuid.UUID) -> None:
         cb, version = active
         await self.stub.RegisterCodebook(
             nlp_pb2.RegisterCodebookRequest(
@@ -360,7 +360,7 @@ class AnalysisWorker:
                     for n in version.nodes
                 ],
             ),
-            timeout=timeout,
+            timeout=self.settings.nlp_timeout_s,
         )
         log.info("codebook_registered", tenant=str(tenant_id), codebook=str(cb.id), version=version.version)
 
