@@ -2,11 +2,14 @@
 registration on FAILED_PRECONDITION (again after NLP restarts), what is stored and announced, re-analysis of
 updates, clustering of unmatched items and promotion into the codebook, re-coding after a new codebook version."""
 
+import asyncio
 import uuid
 
 import pytest
 
 from cx.events.v1 import events_pb2
+from cx.nlp.v1 import nlp_pb2
+from cx_ingest.codebooks import service as codebooks
 from cx_local.pytest_plugin import eventually
 
 FAST = {
@@ -266,11 +269,6 @@ async def test_scheduled_clustering_runs_for_tenants_with_new_unmatched_items(in
 
 
 async def test_lanes_that_meet_an_unknown_codebook_together_register_it_once(ingest, nlp_server):
-    import asyncio
-
-    from cx.nlp.v1 import nlp_pb2
-    from cx_ingest.codebooks import service as codebooks
-
     tenant = uuid.uuid4()
     cb_id = await publish_codebook(ingest, tenant)
     runtime = ingest.app.state.runtime

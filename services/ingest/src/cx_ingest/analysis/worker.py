@@ -330,7 +330,7 @@ class AnalysisWorker:
             response: nlp_pb2.AnalyzeResponse = await self.stub.Analyze(request, timeout=timeout)
             return response
         except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.FAILED_PRECONDITION or active is None or key is None:
+            if exc.code() != grpc.StatusCode.FAILED_PRECONDITION or key is None:  # key is None: no codebook
                 raise
         # The NLP service does not know this codebook version (new version, or NLP restarted): register, retry once.
         async with self._register_locks.setdefault(key, asyncio.Lock()):
