@@ -76,11 +76,15 @@ def probe_bf16_matmul(threads: int) -> Bf16Probe:
     and there oneDNN's AVX512-BF16 kernels ran MiniLM at 0.7x float32 (measured, Xeon model 207 without AMX)."""
     import torch
 
+    from cx_nlp.models.onednn import PackedBf16Linear, packing_available
+
     rows, inner, outer = PROBE_SHAPE
     generator = torch.Generator().manual_seed(0)
-    layers = {}
+    layers: dict[torch.dtype, tuple[torch.nn.Module, torch.Tensor]] = {}
     for dtype in (torch.float32, torch.bfloat16):
-        layer = torch.nn.Linear(inner, outer).to(dtype)
+        linear = torch.nn.Linear(inner, outer).to(dtype)
+        # bfloat16 as the model's layers will run it (cx_nlp.models.onednn)
+        layer: torch.nn.Module = PackedBf16Linear(linear) if dtype == torch.bfloat16 and packing_available() else linear
         layers[dtype] = (layer, torch.randn(rows, inner, generator=generator).to(dtype))
     times: dict[torch.dtype, list[float]] = {dtype: [] for dtype in layers}
     previous = torch.get_num_threads()

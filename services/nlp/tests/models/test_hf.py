@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from cx_nlp.models.hf import HFEncoder, HFSentiment, encoder_memo, resolve_device, resolve_dtype  # noqa: E402
+from cx_nlp.models.onednn import PackedBf16Linear, packing_available  # noqa: E402
 from cx_nlp.models.vector_cache import VectorCache  # noqa: E402
 
 
@@ -146,6 +147,20 @@ def test_sentiment_from_local_dir(tmp_path: Path, dtype: str) -> None:
     assert p.shape == (2, 3) and p.dtype == np.float32
     assert np.allclose(p.sum(axis=1), 1.0, atol=1e-4)
     assert np.allclose(p, ref, atol=0.05)  # reduced precision stays close to float32
+
+
+@pytest.mark.skipif(not packing_available(), reason="no oneDNN bfloat16 kernels on this CPU/build")
+def test_a_bf16_encoder_on_cpu_runs_packed_and_matches_float32(tmp_path: Path) -> None:
+    path = _tiny_bert(tmp_path / "enc", None)
+    texts = ["物流太慢", "good", "bad slow good", "好快"]
+    reference = HFEncoder(path)(texts)
+    encoder = HFEncoder(path, dtype="bfloat16")
+    kinds = {type(m) for m in encoder.model.modules()}
+    assert PackedBf16Linear in kinds and torch.nn.Linear not in kinds
+    got = encoder(texts)
+    assert got.shape == reference.shape
+    assert np.min(np.sum(got * reference, axis=1)) > 0.99  # cosine to float32
+    assert np.allclose(encoder(["good"]), got[1:2], atol=1e-2)
 
 
 def test_bucketed_sentiment_matches_one_text_at_a_time(tmp_path: Path) -> None:

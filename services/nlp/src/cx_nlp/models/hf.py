@@ -75,7 +75,8 @@ def resolve_dtype(dtype: str, device: str) -> str:
 
 def _prepare(model: Any, device: str, dtype: str, calibrate: Callable[[], Any] | None = None) -> Any:
     """`model` (float32) in eval mode, cast or quantised to `dtype`, on `device`; for int8, `calibrate()` runs the
-    calibration texts through the float32 model first."""
+    calibration texts through the float32 model first. On CPU its bfloat16 Linear layers get their weights packed
+    for oneDNN (`cx_nlp.models.onednn`)."""
     import torch
 
     model.eval()
@@ -85,7 +86,12 @@ def _prepare(model: Any, device: str, dtype: str, calibrate: Callable[[], Any] |
         model = quantize_int8(model, calibrate)
     elif dtype in ("bfloat16", "float16"):
         model = model.to(getattr(torch, dtype))
-    return model.to(device)
+    model = model.to(device)
+    if not str(device).startswith("cuda"):
+        from cx_nlp.models.onednn import pack_bf16_linears
+
+        pack_bf16_linears(model)
+    return model
 
 
 def _calibration_texts() -> list[str]:
