@@ -83,4 +83,5 @@ def pack_bf16_linears(model: nn.Module) -> int:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, PackedBf16Linear(getattr(parent, child)))
+    log.debug("bf16_linears_packed", layers=len(names))
     return len(names)
