@@ -87,6 +87,7 @@ def test_info_tiny(nlp_cli_env):
     assert info["host"]["usable_cpus"] >= 1 and info["host"]["torch_threads"] >= 1
     assert isinstance(info["host"]["bf16_instructions"], bool)
     assert info["host"]["bf16_probe"] == {}  # the tiny model has no precision to choose
+    assert info["host"]["bf16_packed_layers"] == 0
 
 
 def test_eval_tiny(nlp_cli_env, tmp_path):

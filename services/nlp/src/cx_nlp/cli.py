@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from cx_common.logging import configure_logging
 from cx_nlp import hardware
 from cx_nlp.settings import NlpSettings, apply_env, get_settings
 
@@ -100,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+ONE_SHOT = frozenset({"build-model", "info", "predict", "eval"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {
@@ -111,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "predict": cmd_predict,
         "eval": cmd_eval,
     }
+    if args.command in ONE_SHOT:
+        # stdout carries the command's output (JSON, JSONL, a report): logs go to stderr, and only warnings, so a
+        # bad input still gets its one-line reason there
+        configure_logging("cx-nlp", level="WARNING", json=False)
     try:
         return handlers[args.command](args)
     except CliError as exc:
@@ -280,10 +288,18 @@ def cmd_info(args: argparse.Namespace) -> int:
                 }
                 for threads, p in hardware.probes_run().items()
             },
+            "bf16_packed_layers": _packed_layers(),
         },
     }
     print(json.dumps(payload, ensure_ascii=False, indent=2, default=str))
     return 0
+
+
+def _packed_layers() -> int:
+    """bfloat16 Linear layers running with oneDNN-packed weights (`cx_nlp.models.onednn`); read from the module only
+    if the model imported it, so the tiny model still never imports torch."""
+    onednn = sys.modules.get("cx_nlp.models.onednn")
+    return int(onednn.packed_layers()) if onednn is not None else 0
 
 
 def _read_jsonl(stream: TextIO, source: str) -> Iterator[tuple[int, dict[str, Any]]]:

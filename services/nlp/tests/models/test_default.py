@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +14,10 @@ import pytest
 from cx_nlp.evaluation import sample_codebook
 from cx_nlp.models.api import Pipeline, load_pipeline
 from cx_nlp.models.build import model_is_built
+from cx_nlp.models.onednn import packing_available
 
 pytestmark = pytest.mark.slow
+CX_NLP = str(Path(sys.executable).with_name("cx-nlp"))
 
 LABELS = ("negative", "neutral", "positive")
 
@@ -164,3 +169,23 @@ def test_embed_after_analyze_reuses_the_vectors(default_model_dir: Path) -> None
     assert p.vector_cache_counts() == (counted[0] + len(texts), counted[1])  # type: ignore[attr-defined]
     fresh = load_pipeline(default_model_dir, encoder_cache=0)
     assert np.allclose(vectors, fresh.embed(texts), atol=1e-4)
+
+
+def test_the_cli_keeps_stdout_for_its_output_with_the_default_model(default_model_dir: Path) -> None:
+    """The default model logs at load (the bf16 probe, packing): none of it may reach the JSON on stdout."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CX_NLP_")}
+    env |= {"CX_NLP_MODEL_DIR": str(default_model_dir), "CX_NLP_DTYPE": "auto"}
+    stdin = '{"id": "a", "text": "排队等了四十分钟，服务员态度还很差"}\n{"id": "b", "text": "great service"}\n'
+    predict = subprocess.run(
+        [CX_NLP, "predict", "--task", "sentiment"], input=stdin, capture_output=True, text=True, env=env, check=False
+    )
+    assert predict.returncode == 0, predict.stderr
+    rows = [json.loads(line) for line in predict.stdout.splitlines()]
+    assert [(r["id"], r["label"]) for r in rows] == [("a", "negative"), ("b", "positive")]
+    info = subprocess.run([CX_NLP, "info"], capture_output=True, text=True, env=env, check=False)
+    assert info.returncode == 0, info.stderr
+    payload = json.loads(info.stdout)
+    assert payload["model"]["name"] == "cx-default"
+    assert payload["host"]["bf16_packed_layers"] >= 0
+    if payload["model"]["dtype"] == "bfloat16" and packing_available():
+        assert payload["host"]["bf16_packed_layers"] > 0

@@ -24,6 +24,7 @@ from torch import nn
 from cx_nlp.models.quantize import Bf16Linear
 
 log = structlog.stdlib.get_logger("cx_nlp.onednn")
+_packed = 0  # layers packed in this process (`cx-nlp info`)
 
 
 class PackedBf16Linear(nn.Module):
@@ -83,5 +84,12 @@ def pack_bf16_linears(model: nn.Module) -> int:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, PackedBf16Linear(getattr(parent, child)))
+    global _packed
+    _packed += len(names)
     log.debug("bf16_linears_packed", layers=len(names))
     return len(names)
+
+
+def packed_layers() -> int:
+    """How many Linear layers this process has packed."""
+    return _packed
