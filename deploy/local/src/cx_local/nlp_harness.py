@@ -30,7 +30,8 @@ def cx_nlp_binary() -> str:
 
 
 def nlp_env(state: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a test NLP process: the tiny model, one torch thread, quiet logs, its own BentoML home."""
+    """The environment of a test NLP process: the tiny model, one worker of one torch thread (batching and metrics
+    in one process, whatever the host), quiet logs, its own BentoML home."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CX_NLP_")}
     env.update(
         {
@@ -38,6 +39,7 @@ def nlp_env(state: Path, extra: Mapping[str, str] | None = None) -> dict[str, st
             "BENTOML_DO_NOT_TRACK": "true",
             "CX_NLP_MODEL": "tiny",
             "CX_NLP_MODEL_DIR": str(state / "no-model-here"),
+            "CX_NLP_WORKERS": "1",
             "CX_NLP_TORCH_THREADS": "1",
             "CX_NLP_MAX_LATENCY_MS": "20000",
             "CX_NLP_LOG_JSON": "false",

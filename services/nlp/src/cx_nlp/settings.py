@@ -15,7 +15,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from cx_common.settings import ServiceSettings
-from cx_nlp.hardware import auto_cpu_dtype, default_torch_threads
+from cx_nlp.hardware import auto_cpu_dtype, default_cpu_workers, default_torch_threads
 
 Device = Literal["cpu", "cuda"]
 Dtype = Literal["auto", "float32", "bfloat16", "float16", "int8"]
@@ -49,9 +49,16 @@ class NlpSettings(ServiceSettings):
         "the same text, repeated short feedback); 0 = off",
     )
     torch_threads: int = Field(
-        default=0, ge=0, description="intra-op threads per worker; 0 = usable CPUs - 1 (at least 1)"
+        default=0,
+        ge=0,
+        description="intra-op threads per worker; 0 = usable CPUs - 1 with one worker, else usable CPUs / workers",
     )
-    workers: int = Field(default=0, ge=0, description="BentoML workers; 0 = 1 on CPU, one per visible GPU on CUDA")
+    workers: int = Field(
+        default=0,
+        ge=0,
+        description="BentoML workers; 0 = one per usable CPU up to 4 on CPU (container quota counted), one per "
+        "visible GPU on CUDA",
+    )
     task_models: dict[str, str] = Field(
         default_factory=dict,
         description='per-task local Hugging Face model overrides, e.g. {"sentiment": "/models/my-sentiment"}',
@@ -126,7 +133,7 @@ class NlpSettings(ServiceSettings):
         return "float32" if self.model == "tiny" else auto_cpu_dtype()  # the tiny model computes in NumPy float32
 
     def resolved_torch_threads(self) -> int:
-        return self.torch_threads or default_torch_threads()
+        return self.torch_threads or default_torch_threads(self.resolved_workers())
 
     def resolved_upstream_inflight(self) -> int:
         """Enough requests to keep every worker busy with one queued behind it (auto), or as set."""
@@ -142,7 +149,7 @@ class NlpSettings(ServiceSettings):
                 return max(1, torch.cuda.device_count())
             except Exception:  # torch without CUDA
                 return 1
-        return 1
+        return default_cpu_workers()
 
 
 @lru_cache(maxsize=1)

@@ -226,11 +226,14 @@ def test_english_head_of_an_older_format_asks_for_a_rebuild(tmp_path: Path) -> N
 
 
 def test_threads_and_dtype_defaults_follow_the_host() -> None:
-    from cx_nlp.hardware import auto_cpu_dtype, default_torch_threads, usable_cpus
+    from cx_nlp.hardware import auto_cpu_dtype, default_cpu_workers, default_torch_threads, usable_cpus
     from cx_nlp.settings import NlpSettings
 
     assert default_torch_threads() == max(1, usable_cpus() - 1)
-    assert NlpSettings(torch_threads=0).resolved_torch_threads() == default_torch_threads()
+    assert default_cpu_workers() == min(usable_cpus(), 4)
+    workers = NlpSettings().resolved_workers()
+    assert workers == default_cpu_workers() and NlpSettings(workers=3).resolved_workers() == 3
+    assert NlpSettings(torch_threads=0).resolved_torch_threads() == default_torch_threads(workers)
     assert NlpSettings(torch_threads=3).resolved_torch_threads() == 3
     assert NlpSettings(device="cuda").resolved_dtype() == "bfloat16"
     assert NlpSettings(dtype="float32").resolved_dtype() == "float32"
@@ -331,3 +334,51 @@ def test_settings_reach_the_model_loader(monkeypatch: pytest.MonkeyPatch) -> Non
         {"encoder_cache": 4096},  # no task models, no hub permission, no token budget: none is passed
         {"task_models": {"sentiment": "acme/clf"}, "encoder_cache": 0, "hub_download": True, "batch_tokens": 0},
     ]
+
+
+@pytest.mark.parametrize(
+    ("files", "limit"),
+    [
+        ({"cpu.max": "200000 100000\n"}, 2.0),  # cgroup v2, limits.cpu: 2
+        ({"cpu.max": "150000 100000\n"}, 1.5),
+        ({"cpu.max": "max 100000\n"}, None),  # no quota
+        ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 3.0),  # cgroup v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({}, None),  # not in a container
+    ],
+)
+def test_the_container_cpu_quota_is_read_from_the_cgroup(
+    tmp_path: Path, files: dict[str, str], limit: float | None
+) -> None:
+    from cx_nlp.hardware import cgroup_cpu_limit
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cgroup_cpu_limit(tmp_path) == limit
+
+
+@pytest.mark.parametrize(
+    ("affinity", "quota", "cpus", "workers", "threads"),
+    [
+        (64, 2.0, 2, 2, 1),  # a Pod limited to 2 CPUs on a 64-CPU node
+        (64, 1.5, 1, 1, 1),
+        (2, None, 2, 2, 1),
+        (1, None, 1, 1, 1),
+        (8, None, 8, 4, 2),
+        (16, 4.0, 4, 4, 1),
+    ],
+)
+def test_workers_and_threads_follow_the_usable_cpus(
+    monkeypatch: pytest.MonkeyPatch, affinity: int, quota: float | None, cpus: int, workers: int, threads: int
+) -> None:
+    from cx_nlp import hardware
+    from cx_nlp.settings import NlpSettings
+
+    monkeypatch.setattr(hardware.os, "sched_getaffinity", lambda _: set(range(affinity)), raising=False)
+    monkeypatch.setattr(hardware, "cgroup_cpu_limit", lambda root=None: quota)
+    assert hardware.usable_cpus() == cpus
+    settings = NlpSettings()
+    assert settings.resolved_workers() == workers
+    assert settings.resolved_torch_threads() == threads
+    assert NlpSettings(workers=1).resolved_torch_threads() == max(1, cpus - 1)
