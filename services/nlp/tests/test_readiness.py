@@ -4,11 +4,13 @@ model is loaded *and* warmed up; the gRPC adapter refuses calls with UNAVAILABLE
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,3 +124,39 @@ async def test_ready_only_after_load_and_warm_up(gated_server, make_settings, re
                 assert [r.id for r in reply.results] == ["a"]
     finally:
         await app.stop(grace=1)
+
+
+def test_workers_exit_when_the_server_process_is_killed(nlp_cli_env: dict[str, str], tmp_path: Path) -> None:
+    """SIGKILL of BentoML's arbiter (OOM killer, kill -9) must not leave its model workers behind as orphans."""
+    psutil = pytest.importorskip("psutil")
+    if not sys.platform.startswith("linux"):
+        pytest.skip("parent-death signals are Linux only")
+    port = free_port()
+    env = {**nlp_cli_env, "BENTOML_HOME": str(tmp_path / "bentoml")}
+    with (tmp_path / "serve.log").open("w") as log:
+        proc = subprocess.Popen(
+            [CX_NLP, "serve-http", "--host", "127.0.0.1", "--port", str(port), "--tiny"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        for _ in range(1200):  # bounded wait for readiness, not a timing assertion
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        workers = psutil.Process(proc.pid).children(recursive=True)
+        assert workers, "no worker processes"
+        proc.kill()  # the arbiter only: no process group signal
+        proc.wait()
+        _, alive = psutil.wait_procs(workers, timeout=30)
+        assert not alive, f"orphaned workers: {[p.pid for p in alive]}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # whatever is left of the server's process group
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -10,6 +10,10 @@ after the model is loaded and warmed up; /livez while the process lives; /metric
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -79,9 +83,30 @@ def _service_config() -> dict[str, Any]:
     return config
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def die_with_parent() -> bool:
+    """Have Linux send this process SIGTERM when its parent dies. BentoML's arbiter forks the workers; when the
+    arbiter is killed outright (SIGKILL, the OOM killer) a worker would live on as an orphan that holds the model's
+    memory and the listening socket. Returns whether the request was made (False off Linux)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    parent = os.getppid()
+    try:
+        if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+    return True
+
+
 @bentoml.service(**_service_config())
 class NlpModel:
     def __init__(self) -> None:
+        die_with_parent()  # constructed in each worker process, never in the arbiter
         self.settings = get_settings()
         self.metrics = WorkerMetrics(self.settings.max_batch_size)
         self.metrics.ready.set(0)
