@@ -451,8 +451,9 @@ async def run(args: argparse.Namespace) -> int:
     else:
         extra.append(f"{MINILM_PACKAGE} not installed: transformers / sentence-transformers peers skipped")
     extra.append(
-        f"threads: our worker uses {our_threads} torch thread(s) (CX_NLP_TORCH_THREADS=0: usable CPUs - 1); "
-        f"in-process peers ran with {sorted({default_threads, our_threads})} and the better figure is shown"
+        f"workers: ours served with {settings.resolved_workers()} BentoML worker(s) of {our_threads} torch "
+        "thread(s) each (defaults: one worker per usable CPU up to 4, the CPUs shared among their threads); "
+        f"in-process peers ran with {sorted({default_threads, our_threads})} thread(s) and the better figure is shown"
     )
 
     # speed on 96 texts; agreement on 384 (on 96, one flipped label is already 98.96 %, below the 99 % target)
