@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cx.nlp.v1 import nlp_pb2 as pb
 from cx.nlp.v1 import nlp_pb2_grpc
+from cx_local.nlp_harness import stop_process_group
 from cx_nlp.grpc_server import GrpcApp
 
 HERE = Path(__file__).resolve().parent
@@ -50,6 +51,18 @@ async def _until(client: httpx.AsyncClient, path: str, expected: int, proc: subp
     raise AssertionError(f"{path} never answered {expected}")
 
 
+def _serve_http(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    """`cx-nlp serve-http --tiny` in a session of its own, output to `log_path`."""
+    with log_path.open("w") as log:
+        return subprocess.Popen(
+            [CX_NLP, "serve-http", "--host", "127.0.0.1", "--port", str(port), "--tiny"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 @pytest.fixture
 def gated_server(nlp_cli_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
     """`cx-nlp serve-http` whose model load and warm-up wait for gate files (see gated_pipeline.py)."""
@@ -62,24 +75,11 @@ def gated_server(nlp_cli_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[
         "CX_NLP_TEST_GATE": str(gate),
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
     }
-    with (tmp_path / "serve.log").open("w") as log:
-        proc = subprocess.Popen(
-            [CX_NLP, "serve-http", "--host", "127.0.0.1", "--port", str(port), "--tiny"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            yield f"http://127.0.0.1:{port}", gate, proc
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+    proc = _serve_http(env, port, tmp_path / "serve.log")
+    try:
+        yield f"http://127.0.0.1:{port}", gate, proc
+    finally:
+        stop_process_group(proc)
 
 
 async def test_ready_only_after_load_and_warm_up(gated_server, make_settings, read_metric):
@@ -132,15 +132,7 @@ def test_workers_exit_when_the_server_process_is_killed(nlp_cli_env: dict[str, s
     if not sys.platform.startswith("linux"):
         pytest.skip("parent-death signals are Linux only")
     port = free_port()
-    env = {**nlp_cli_env, "BENTOML_HOME": str(tmp_path / "bentoml")}
-    with (tmp_path / "serve.log").open("w") as log:
-        proc = subprocess.Popen(
-            [CX_NLP, "serve-http", "--host", "127.0.0.1", "--port", str(port), "--tiny"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = _serve_http({**nlp_cli_env, "BENTOML_HOME": str(tmp_path / "bentoml")}, port, tmp_path / "serve.log")
     try:
         for _ in range(1200):  # bounded wait for readiness, not a timing assertion
             assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]

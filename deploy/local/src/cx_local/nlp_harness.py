@@ -50,7 +50,8 @@ def nlp_env(state: Path, extra: Mapping[str, str] | None = None) -> dict[str, st
     return env
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_process_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process group of `proc` (started with `start_new_session`), SIGKILL after 30 s."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -90,7 +91,7 @@ def nlp_http_server(state: Path, *, timeout: float = 180.0, env: Mapping[str, st
             time.sleep(0.2)
         yield url
     finally:
-        _stop(proc)
+        stop_process_group(proc)
 
 
 class NlpAdapter:
