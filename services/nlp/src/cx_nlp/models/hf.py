@@ -86,11 +86,10 @@ def _prepare(model: Any, device: str, dtype: str, calibrate: Callable[[], Any] |
         model = quantize_int8(model, calibrate)
     elif dtype in ("bfloat16", "float16"):
         model = model.to(getattr(torch, dtype))
-    model = model.to(device)
-    if not str(device).startswith("cuda"):
-        from cx_nlp.models.onednn import pack_bf16_linears
+    from cx_nlp.models.onednn import pack_bf16_linears
 
-        pack_bf16_linears(model)
+    model = model.to(device)
+    pack_bf16_linears(model)  # CPU bfloat16 layers only; CUDA and float32 ones stay as they are
     return model
 
 

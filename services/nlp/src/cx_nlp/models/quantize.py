@@ -168,7 +168,7 @@ def quantize_int8(
     linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
     for name, linear in linears.items():
         smooth = smoothing_factors(stats[name], linear.weight, alpha) if name in stats and alpha > 0 else None
-        _replace(model, name, SmoothedInt8Linear(linear, smooth, engine))
+        replace_module(model, name, SmoothedInt8Linear(linear, smooth, engine))
     if calibrate is None or reference is None:
         return model
     candidates = [name for name, m in linears.items() if m.in_features > m.out_features]
@@ -177,16 +177,16 @@ def quantize_int8(
         errors = {}
         for name in candidates:
             quantized = model.get_submodule(name)
-            _replace(model, name, linears[name])
+            replace_module(model, name, linears[name])
             errors[name] = output_error(reference, calibrate())
-            _replace(model, name, quantized)
+            replace_module(model, name, quantized)
         best = min(errors, key=errors.__getitem__)
-        _replace(model, best, linears[best])
+        replace_module(model, best, linears[best])
         candidates.remove(best)
         kept.append(best)
     if (float_dtype or auto_cpu_dtype()) == "bfloat16":
         for name in kept:
-            _replace(model, name, Bf16Linear(linears[name]))
+            replace_module(model, name, Bf16Linear(linears[name]))
     return model
 
 
@@ -195,7 +195,8 @@ def float_linears(model: nn.Module) -> list[str]:
     return [name for name, m in model.named_modules() if type(m) in (nn.Linear, Bf16Linear)]
 
 
-def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
+def replace_module(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Put `module` where `model.get_submodule(name)` is."""
     parent_name, _, child_name = name.rpartition(".")
     setattr(model.get_submodule(parent_name) if parent_name else model, child_name, module)
 
