@@ -310,7 +310,6 @@ async def run(args: argparse.Namespace) -> int:
         "ours-cork", [cx_nlp, "serve-http", "--port", str(cork_port)], env | {"CX_NLP_BATCHING": "cork"}, cork_port, tmp
     )
     rows: list[tuple[str, str, float]] = []
-    peer_rows: list[tuple[str, str, float]] = []
     extra: list[str] = []
     release: dict[str, float] = {}
     import torch
@@ -364,17 +363,17 @@ async def run(args: argparse.Namespace) -> int:
                 (ours_name, "embed", ours_embed),
                 (plain_name, "embed", plain_embed),
             ]
-            served: dict[tuple[str, str], float] = {}
+            best: dict[tuple[str, str], float] = {}
             # interleaved rounds, best of each: a load spike on a shared machine hits ours and every peer alike. The
             # in-process peers run in the same rounds (the servers idle meanwhile), so the per-request ratio is not
             # taken between two different moments of a noisy machine.
             for _ in range(2):
                 for name, task, call in runs:
-                    served[(name, task)] = max(served.get((name, task), 0.0), await drive(call, texts, c))
+                    best[(name, task)] = max(best.get((name, task), 0.0), await drive(call, texts, c))
                 for name, rate in hf:
-                    served[(name, "embed")] = max(served.get((name, "embed"), 0.0), peer(rate))
-            rows.extend((name, task, served[(name, task)]) for name, task, _ in runs)
-            peer_rows = [(name, "embed", served[(name, "embed")]) for name, _ in hf]
+                    best[(name, "embed")] = max(best.get((name, "embed"), 0.0), peer(rate))
+            rows.extend((name, task, best[(name, task)]) for name, task, _ in runs)
+            peer_rows = [(name, "embed", best[(name, "embed")]) for name, _ in hf]
 
             short = next(t for t in texts if len(t) < 60)
             release_lines, release = await release_rule_report(
