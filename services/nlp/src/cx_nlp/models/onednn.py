@@ -23,7 +23,8 @@ import structlog
 import torch
 from torch import nn
 
-from cx_nlp.models.quantize import Bf16Linear, replace_module
+from cx_nlp.models.layers import replace_module
+from cx_nlp.models.quantize import Bf16Linear
 
 log = structlog.stdlib.get_logger("cx_nlp.onednn")
 _packed = 0  # layers packed in this process (`cx-nlp info`)

@@ -17,6 +17,10 @@ usable (cosine to float32 down to 0.82 on the benchmark's texts). Four things br
 - **The most sensitive layer stays in floating point**: one feed-forward down-projection, chosen on the calibration
   texts (`quantize_int8`); in bfloat16 where this CPU runs bfloat16 faster than float32 (`auto_cpu_dtype`), else in
   float32. (In float32 that one layer took a tenth of the int8 encoder's time on AVX512-BF16: 108 of 980 ms.)
+
+The query, key and value projections of each self-attention block run as one int8 product with the three weight
+matrices stacked (`cx_nlp.models.layers`), so their shared input is smoothed and quantised once, not three times:
+7-11 % faster on the MiniLM path, and the cosine minimum on the 384 benchmark texts moved from 0.9933 to 0.9943.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import torch
 from torch import nn
 
 from cx_nlp.hardware import auto_cpu_dtype
+from cx_nlp.models.layers import fuse_attention_projections, replace_module
 
 ALPHA = 0.7  # migration strength: 0 = no smoothing, 1 = all of the activation range moved into the weights
 FLOAT_LAYERS = 1  # feed-forward down-projections kept in floating point, the most sensitive first (see quantize_int8)
@@ -166,9 +171,17 @@ def quantize_int8(
     stats, reference = input_absmax(model, calibrate) if calibrate is not None else ({}, None)
     engine = preferred_engine()
     linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+
+    def int8(linear: nn.Linear, names: list[str]) -> SmoothedInt8Linear:
+        seen = [stats[n] for n in names if n in stats]  # layers fed the same input: one smoothing for all
+        x_absmax = torch.stack(seen).amax(dim=0) if len(seen) == len(names) else None
+        smooth = smoothing_factors(x_absmax, linear.weight, alpha) if x_absmax is not None and alpha > 0 else None
+        return SmoothedInt8Linear(linear, smooth, engine)
+
+    fused = set(fuse_attention_projections(model, int8))
     for name, linear in linears.items():
-        smooth = smoothing_factors(stats[name], linear.weight, alpha) if name in stats and alpha > 0 else None
-        replace_module(model, name, SmoothedInt8Linear(linear, smooth, engine))
+        if name not in fused:
+            replace_module(model, name, int8(linear, [name]))
     if calibrate is None or reference is None:
         return model
     candidates = [name for name, m in linears.items() if m.in_features > m.out_features]
@@ -193,12 +206,6 @@ def quantize_int8(
 def float_linears(model: nn.Module) -> list[str]:
     """Names of the Linear layers that `quantize_int8` kept in floating point."""
     return [name for name, m in model.named_modules() if type(m) in (nn.Linear, Bf16Linear)]
-
-
-def replace_module(model: nn.Module, name: str, module: nn.Module) -> None:
-    """Put `module` where `model.get_submodule(name)` is."""
-    parent_name, _, child_name = name.rpartition(".")
-    setattr(model.get_submodule(parent_name) if parent_name else model, child_name, module)
 
 
 @lru_cache(maxsize=1)
