@@ -70,8 +70,8 @@ class ProjectionPart(nn.Module):
 
 def attention_projections(model: nn.Module) -> list[tuple[str, list[nn.Linear]]]:
     """(name of the block, [its query, key, value]) for every self-attention block whose three projections are
-    Linear layers of one input size. Cross-attention (query and key/value from different
-    inputs) is left out: fusing it would compute the product twice."""
+    Linear layers of one input size. Cross-attention (query and key/value from different inputs) is left out:
+    fusing it would compute the product twice."""
     found = []
     for name, module in model.named_modules():
         if not type(module).__name__.endswith("SelfAttention"):
