@@ -76,11 +76,9 @@ def attention_projections(model: nn.Module) -> list[tuple[str, list[nn.Linear]]]
     for name, module in model.named_modules():
         if not type(module).__name__.endswith("SelfAttention"):
             continue
-        linears = [getattr(module, p, None) for p in PROJECTIONS]
-        if all(isinstance(m, nn.Linear) for m in linears):
-            checked = [m for m in linears if isinstance(m, nn.Linear)]
-            if len({m.in_features for m in checked}) == 1:
-                found.append((name, checked))
+        linears = [m for p in PROJECTIONS if isinstance(m := getattr(module, p, None), nn.Linear)]
+        if len(linears) == len(PROJECTIONS) and len({m.in_features for m in linears}) == 1:
+            found.append((name, linears))
     return found
 
 
