@@ -27,7 +27,7 @@ class Upstream:
     def __init__(self) -> None:
         self.requests: list[tuple[list[str], float, dict[str, str]]] = []
         self.gates: list[asyncio.Event] = []
-        self.failures: dict[int, RpcError] = {}  # request number -> error to raise
+        self.failures: dict[int, Exception] = {}  # request number -> error to raise
         self.reject_items: set[str] = set()  # an item that makes any request holding it INVALID_ARGUMENT
         self.cancelled = 0
 
@@ -152,6 +152,25 @@ async def test_any_other_failure_fails_every_call_of_the_request() -> None:
             await call
         assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert len(up.requests) == 2  # not retried: the caller decides
+    assert await busy == ["X"]
+    later = start(co, "c")  # the slot is free again
+    await settle()
+    up.release(2)
+    assert await later == ["C"]
+
+
+async def test_an_unexpected_failure_of_a_shared_request_reaches_every_call() -> None:
+    """Not only RpcError: a bug or a malformed answer must fail the calls waiting on it, never leave them hanging."""
+    up, co, busy = await occupied()
+    up.failures[1] = ValueError("Expecting value: line 1 column 1")
+    a, b = start(co, "a"), start(co, "b")
+    await settle()
+    up.release(0)
+    await settle()
+    up.release(1)
+    for call in (a, b):
+        with pytest.raises(ValueError, match="Expecting value"):
+            await asyncio.wait_for(call, 5)
     assert await busy == ["X"]
     later = start(co, "c")  # the slot is free again
     await settle()

@@ -9,12 +9,13 @@ import socket
 import grpc
 import httpx
 import pytest
+from aiohttp import web
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cx.nlp.v1 import nlp_pb2 as pb
 from cx.nlp.v1 import nlp_pb2_grpc
-from cx_nlp.grpc_server import GrpcApp
+from cx_nlp.grpc_server import Capacity, GrpcApp
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
@@ -333,3 +334,81 @@ async def test_metrics_are_exposed(http_url, grpc_app, stub):
         "cx_nlp_grpc_upstream_request_rpcs_bucket",
     ):
         assert name in adapter_text, name
+
+
+# -- a misbehaving upstream --------------------------------------------------------------------------------
+class BrokenUpstream:
+    """An HTTP upstream that is ready but answers /analyze as `mode` says: malformed JSON, BentoML's 504 or too
+    few results."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> str:
+        app = web.Application()
+        app.router.add_get("/readyz", lambda _: web.Response(text="ok"))
+        app.router.add_post("/info", lambda _: web.json_response({"model": "broken"}))
+        app.router.add_post("/analyze", self.analyze)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return f"http://127.0.0.1:{port}"
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+
+    async def analyze(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(0.05)  # long enough for concurrent calls to share a request
+        if self.mode == "malformed":
+            return web.Response(text="<html>bad gateway</html>", content_type="application/json")
+        if self.mode == "504":
+            return web.Response(status=504, text="Not able to process the request in 90 seconds")
+        return web.json_response([])  # "short": no result at all
+
+
+@pytest.mark.parametrize("coalescing", [True, False], ids=["shared-requests", "one-request-per-rpc"])
+@pytest.mark.parametrize(
+    ("mode", "code"),
+    [
+        ("malformed", grpc.StatusCode.INTERNAL),
+        ("short", grpc.StatusCode.INTERNAL),
+        ("504", grpc.StatusCode.DEADLINE_EXCEEDED),
+    ],
+)
+async def test_a_broken_upstream_answer_fails_every_call_and_frees_its_slot(make_settings, mode, code, coalescing):
+    """Every caller gets a clear status (none waits forever), and the capacity is whole again afterwards."""
+    async with (
+        BrokenUpstream(mode) as url,
+        adapter(make_settings, url, upstream_inflight=1 if coalescing else 0) as (app, ch),
+    ):
+        assert await app.adapter.wait_ready(30)
+        stub = nlp_pb2_grpc.NlpServiceStub(ch)
+        request = pb.AnalyzeRequest(items=items("送货太慢"))
+        calls = [stub.Analyze(request, timeout=30) for _ in range(4)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert [r.code() for r in results if isinstance(r, grpc.aio.AioRpcError)] == [code] * 4
+        assert (app.adapter.capacity.requests, app.adapter.capacity.texts) == (0, 0)
+
+
+def test_a_call_bigger_than_the_text_bound_runs_alone() -> None:
+    capacity = Capacity(max_requests=8, max_texts=100)
+    assert capacity.try_acquire(250) is None  # idle: admitted, or it could never run
+    assert capacity.try_acquire(1) is not None  # nothing else beside it
+    capacity.release(250)
+    assert capacity.try_acquire(60) is None
+    assert capacity.try_acquire(250) is not None  # not beside other work: retry later
+    assert capacity.try_acquire(40) is None
+
+
+async def test_a_codebook_with_more_nodes_than_the_text_bound_registers(make_settings, http_url):
+    async with adapter(make_settings, http_url, max_inflight_items=4) as (app, ch):
+        assert await app.adapter.wait_ready(30)
+        stub = nlp_pb2_grpc.NlpServiceStub(ch)
+        nodes = [pb.CodebookNode(id=f"n{i}", level=1, names={"en": f"Topic {i}"}) for i in range(10)]
+        request = pb.RegisterCodebookRequest(tenant_id="t", codebook_id="big", version=1, nodes=nodes)
+        reply = await stub.RegisterCodebook(request, timeout=60)
+        assert reply.node_count == 10

@@ -18,7 +18,7 @@ A request shared by several RPCs:
 - is cancelled only when every RPC in it is (a cancelled RPC just stops waiting for its part);
 - on INVALID_ARGUMENT from the upstream (which would name an index of the merged list), is sent again RPC by RPC,
   so each caller gets the answer its own request deserves;
-- fails every RPC in it alike on any other error (overload, upstream down, deadline).
+- fails every RPC in it alike on any other error (overload, upstream down, deadline, a malformed answer).
 """
 
 from __future__ import annotations
@@ -211,9 +211,10 @@ class Coalescer:
                 alone = [self._deliver(key, [part]) for part in parts if not part.future.done()]
                 await asyncio.gather(*alone)
                 return
-            for part in parts:
-                if not part.future.done():
-                    part.future.set_exception(exc)
+            _fail(parts, exc)
+            return
+        except Exception as exc:  # a bug: every caller of the request gets it (the adapter answers INTERNAL)
+            _fail(parts, exc)
             return
         start = 0
         for part in parts:
@@ -221,6 +222,12 @@ class Coalescer:
             if not part.future.done():
                 part.future.set_result(answer[start:end])
             start = end
+
+
+def _fail(parts: list[_Part], exc: BaseException) -> None:
+    for part in parts:
+        if not part.future.done():
+            part.future.set_exception(exc)
 
 
 def _live_waiting(endpoint: _Endpoint) -> list[_Part]:

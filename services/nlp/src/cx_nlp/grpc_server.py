@@ -62,7 +62,9 @@ class RegisteredCodebook:
 
 
 class Capacity:
-    """Bounded in-flight work: a number of RPCs and a number of texts. Never waits: refuses instead."""
+    """Bounded in-flight work: a number of RPCs and a number of texts. Never waits: refuses instead. A call with
+    more texts than the whole bound (a codebook of many nodes, a request limit set above it) is admitted when no
+    other texts are in flight, so a valid call is never refused for good."""
 
     def __init__(self, max_requests: int, max_texts: int) -> None:
         self.max_requests = max_requests
@@ -73,7 +75,7 @@ class Capacity:
     def try_acquire(self, texts: int) -> str | None:
         if self.requests >= self.max_requests:
             return f"{self.requests} requests in flight (limit {self.max_requests})"
-        if self.texts + texts > self.max_texts:
+        if self.texts + texts > self.max_texts and self.texts > 0:
             return f"{self.texts} texts in flight, this call adds {texts} (limit {self.max_texts})"
         self.requests += 1
         self.texts += texts
@@ -234,7 +236,9 @@ class NlpAdapter(nlp_pb2_grpc.NlpServiceServicer):
     async def _batch(self, path: str, field: str, items: list[Any], context: Ctx) -> list[Any]:
         """`{field: items}` to a batchable endpoint, sharing a request with concurrent calls when coalescing."""
         if self._coalescer is None:
-            answer: list[Any] = await self._post(path, {field: items}, context)
+            answer = await self._post(path, {field: items}, context)
+            if not isinstance(answer, list) or len(answer) != len(items):
+                raise RpcError(grpc.StatusCode.INTERNAL, f"{path}: the model answered {len(items)} items wrongly")
             return answer
         shared: list[Any] = await self._coalescer.call(path, field, items, self._timeout(context), outgoing_headers())
         return shared
@@ -258,8 +262,14 @@ class NlpAdapter(nlp_pb2_grpc.NlpServiceServicer):
         except aiohttp.ClientError as exc:
             raise RpcError(grpc.StatusCode.UNAVAILABLE, f"NLP model service unreachable: {exc}") from exc
         if status == 200:
-            return json.loads(body)
+            try:
+                return json.loads(body)
+            except ValueError as exc:  # a truncated body, a proxy's error page...
+                log.error("upstream_malformed", path=path, error=str(exc))
+                raise RpcError(grpc.StatusCode.INTERNAL, f"NLP model answered {path} with malformed JSON") from exc
         detail = _error_detail(body, reason)
+        if status == 504:  # BentoML's traffic timeout cut the request (it may be shorter than the caller's deadline)
+            raise RpcError(grpc.StatusCode.DEADLINE_EXCEEDED, f"the model did not answer in time: {detail}")
         if status in (429, 503):
             if await self._probe():
                 raise RpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"NLP model overloaded: {detail}; retry later")
@@ -546,8 +556,12 @@ class GrpcApp:
         self.port = self.server.add_insecure_port(f"{self.host}:{self.requested_port}")
         if self.port == 0:
             raise OSError(f"cannot bind {self.host}:{self.requested_port}")
-        await self.server.start()
-        await self.adapter.start()
+        await self.adapter.start()  # health NOT_SERVING before the first call can ask
+        try:
+            await self.server.start()
+        except BaseException:
+            await self.adapter.close()
+            raise
         log.info("grpc_listening", host=self.host, port=self.port, upstream=self.adapter.upstream_url)
         return self.port
 
