@@ -125,6 +125,24 @@ def test_eval_tiny(nlp_cli_env, tmp_path):
     missing = run(nlp_cli_env, "eval", "--task", "sentiment", "--data", str(tmp_path / "nope.jsonl"), "--tiny")
     assert missing.returncode != 0 and "nope.jsonl" in missing.stderr
 
+    latin1 = tmp_path / "latin1.jsonl"
+    latin1.write_bytes(json.dumps({"text": "café", "label": "positive"}, ensure_ascii=False).encode("latin-1"))
+    undecodable = run(nlp_cli_env, "eval", "--task", "sentiment", "--data", str(latin1), "--tiny")
+    assert undecodable.returncode != 0 and len(undecodable.stderr.strip().splitlines()) == 1
+    assert "not UTF-8" in undecodable.stderr
+
+    languages = tmp_path / "languages.jsonl"
+    languages.write_text(json.dumps({"text": "hello there", "label": "zh-TW"}) + "\n", encoding="utf-8")
+    unknown = run(nlp_cli_env, "eval", "--task", "language", "--data", str(languages), "--tiny")
+    assert unknown.returncode != 0 and "zh-TW" in unknown.stderr and len(unknown.stderr.strip().splitlines()) == 1
+
+
+def test_predict_echoes_ids_and_numbers_rows_without_one(nlp_cli_env):
+    stdin = '{"id": 7, "text": "good"}\n{"id": null, "text": "bad"}\n{"text": "ok"}\n'
+    result = run(nlp_cli_env, "predict", "--task", "sentiment", "--tiny", stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["7", "2", "3"]
+
 
 def test_serving_without_a_built_model_fails_with_one_line(nlp_cli_env, tmp_path):
     env = {**nlp_cli_env, "CX_NLP_MODEL": "default", "CX_NLP_MODEL_DIR": str(tmp_path / "empty")}

@@ -321,8 +321,8 @@ def _predict_rows(rows: list[tuple[int, dict[str, Any]]], max_len: int) -> list[
         text = row.get("text")
         if not isinstance(text, str) or not text.strip():
             raise CliError(f"stdin line {number}: 'text' must be a non-empty string")
-        row_id = row.get("id", str(number))
-        out.append((str(row_id), text[:max_len]))
+        row_id = row.get("id")
+        out.append((str(number) if row_id is None else str(row_id), text[:max_len]))
     return out
 
 
@@ -418,6 +418,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             rows = [row for _, row in _read_jsonl(stream, str(args.data))]
     except OSError as exc:
         raise CliError(f"cannot read {args.data}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{args.data}: not UTF-8 text (byte {exc.start})") from exc
     if not rows:
         raise CliError(f"{args.data}: no rows")
     try:

@@ -47,8 +47,16 @@ def classification_report(gold: list[str], pred: list[str], labels: Iterable[str
         precision = tp / (tp + fp) if tp + fp else 0.0
         recall = tp / support if support else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
-    present = [lab for lab in labels if per_class[lab]["support"] > 0]
+        per_class[label] = {
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "support": support,
+            "predicted": tp + fp,
+        }
+    # Over every class in the gold labels or the predictions (as scikit-learn does): a class the model predicts
+    # but the data never has counts with F1 0, not left out.
+    present = [lab for lab in labels if per_class[lab]["support"] or per_class[lab]["predicted"]]
     macro = sum(per_class[lab]["f1"] for lab in present) / len(present) if present else 0.0
     accuracy = sum(g == p for g, p in zip(gold, pred, strict=True)) / len(gold) if gold else 0.0
     return {"n": len(gold), "accuracy": accuracy, "macro_f1": macro, "per_class": per_class}
@@ -68,6 +76,9 @@ def evaluate(
         report = classification_report(gold, pred, SENTIMENT_LABELS)
     elif task == "language":
         gold = [str(r["label"]) for r in rows]
+        bad = sorted(set(gold) - set(LANGUAGE_LABELS))
+        if bad:
+            raise ValueError(f"unknown language labels {bad}; expected zh-Hans|zh-Hant|en|other")
         pred = [p.language for p in pipeline.analyze(texts, frozenset({"language"}))]
         report = classification_report(gold, pred, LANGUAGE_LABELS)
     elif task == "aspects":
@@ -126,7 +137,7 @@ def format_report(report: dict[str, Any]) -> str:
     if "per_class" in report:
         lines.append(f"{'class':<10} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}")
         for label, m in report["per_class"].items():
-            if m["support"] or m["precision"]:
+            if m["support"] or m.get("predicted"):
                 lines.append(
                     f"{label:<10} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>7.3f} {int(m['support']):>8d}"
                 )

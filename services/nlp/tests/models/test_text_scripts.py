@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from cx_nlp.models.text import blank_han, han_count, has_han, is_han
+from cx_nlp.models.text import blank_han, han_count, has_han, is_han, normalize
 
 _RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0xF900, 0xFAFF), (0x20000, 0x2EBEF))
 
@@ -30,3 +30,11 @@ def test_helpers_agree_with_a_per_character_scan() -> None:
         assert han_count(text) == sum(_han(ch) for ch in text)
         assert has_han(text) == any(_han(ch) for ch in text)
         assert blank_han(text) == "".join(" " if _han(ch) else ch for ch in text)
+
+
+def test_normalize_keeps_every_character_one_character() -> None:
+    """Clause spans found on the original text index the normalised one: no character may grow (İ lower-cases to
+    two code points, and a keyword after it was missed)."""
+    every = "".join(chr(c) for c in range(0x10000) if not 0xD800 <= c <= 0xDFFF)
+    assert len(normalize(every)) == len(every)
+    assert normalize("İİ, TOO Expensive，价格太贵") == "İİ, too expensive,价格太贵"

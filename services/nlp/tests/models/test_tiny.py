@@ -202,8 +202,21 @@ def test_evaluate_and_report(tiny: Pipeline) -> None:
 def test_classification_report_values() -> None:
     rep = classification_report(["a", "a", "b", "b"], ["a", "b", "b", "b"], ["a", "b"])
     assert rep["accuracy"] == 0.75
-    assert rep["per_class"]["a"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
+    assert rep["per_class"]["a"] == {
+        "precision": 1.0,
+        "recall": 0.5,
+        "f1": pytest.approx(2 / 3),
+        "support": 2,
+        "predicted": 1,
+    }
     assert rep["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+def test_macro_f1_counts_a_class_only_the_predictions_have() -> None:
+    rep = classification_report(["en"] * 4, ["en", "en", "other", "other"], ["zh-Hans", "en", "other"])
+    assert rep["macro_f1"] == pytest.approx((2 / 3 + 0.0) / 2)  # en: P 1, R 0.5; other: F1 0; zh-Hans: absent
+    report = format_report({**rep, "task": "language"})
+    assert "other" in report and "zh-Hans" not in report
 
 
 def test_development_rows_are_not_test_rows() -> None:

@@ -114,7 +114,12 @@ def normalize(text: str) -> str:
         elif o == 0x3000:
             ch = " "
         folded.append(ch)
-    return to_simplified("".join(folded)).lower()
+    simplified = to_simplified("".join(folded))
+    lowered = simplified.lower()
+    if len(lowered) == len(simplified):
+        return lowered
+    # A few characters lower-case to two (İ -> i + combining dot): those stay as they are, so offsets still hold.
+    return "".join(low if len(low := ch.lower()) == 1 else ch for ch in simplified)
 
 
 _CLAUSE_SPLIT = re.compile(
