@@ -13,7 +13,7 @@ from cx_common.context import bind_request_context, trace_id_from_traceparent
 from cx_common.errors import Problem, install_problem_handlers
 from cx_common.logging import configure_logging, get_logger
 from cx_common.observability import install_observability
-from cx_common.pagination import clamp_limit, decode_cursor, encode_cursor
+from cx_common.pagination import clamp_limit, cursor_uuid, cursor_value, decode_cursor, encode_cursor
 from cx_common.settings import DEV_SECRET, ServiceSettings
 
 
@@ -135,6 +135,13 @@ def test_cursor_roundtrip_and_bad_cursor():
     with pytest.raises(Problem) as info:
         decode_cursor("!!not-a-cursor!!")
     assert info.value.status == 400
+    assert cursor_uuid(cursor) == uuid.UUID(int=5)
+    assert cursor_uuid(None) is None
+    assert cursor_value(encode_cursor({"id": 41}), int) == 41
+    for tampered in ({"id": "not-a-uuid"}, {"at": "2026-01-01"}, {"id": None}):  # decodes, but not ours
+        with pytest.raises(Problem) as info:
+            cursor_uuid(encode_cursor(tampered))
+        assert info.value.status == 400
     assert clamp_limit(None) == 50
     assert clamp_limit(10_000) == 500
 

@@ -4,6 +4,8 @@ import uuid
 
 from alerts_testkit import seed_org
 
+from cx_common.pagination import encode_cursor
+
 
 async def open_ticket(client, h, **extra):
     body = {"title": "店员态度差", "org_unit_id": "s1", "priority": "P3", "customer_key": "c-7", **extra}
@@ -123,6 +125,8 @@ async def test_bad_input(env, client):
     ro = env.headers(tenant, scopes=("tickets:read",))
     assert (await client.post("/v1/tickets", json={"title": "x", "org_unit_id": "s1"}, headers=ro)).status_code == 403
     assert (await client.get("/v1/tickets?cursor=@@", headers=h)).status_code == 400
+    tampered = encode_cursor({"id": "not-a-uuid"})  # decodes, but names no row: 400, not 500
+    assert (await client.get(f"/v1/tickets?cursor={tampered}", headers=h)).status_code == 400
 
 
 async def test_lists_are_newest_first_across_pages(env, client):

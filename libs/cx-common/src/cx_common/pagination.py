@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
@@ -26,6 +28,10 @@ def encode_cursor(values: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+NOT_OURS = "cursor: not a cursor returned by this API"
+V = TypeVar("V")
+
+
 def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
     if not cursor:
         return None
@@ -33,10 +39,26 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
         padded = cursor + "=" * (-len(cursor) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise Problem(400, "cursor: not a cursor returned by this API", field="cursor") from exc
+        raise Problem(400, NOT_OURS, field="cursor") from exc
     if not isinstance(value, dict):
-        raise Problem(400, "cursor: not a cursor returned by this API", field="cursor")
+        raise Problem(400, NOT_OURS, field="cursor")
     return value
+
+
+def cursor_value(cursor: str | None, parse: Callable[[Any], V], key: str = "id") -> V | None:
+    """`parse` of the value under `key` of a cursor (None: no cursor). A cursor that decodes but carries no such
+    value (tampered with, or from another endpoint) is a 400 like an undecodable one, never a 500."""
+    after = decode_cursor(cursor)
+    if after is None:
+        return None
+    try:
+        return parse(after[key])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise Problem(400, NOT_OURS, field="cursor") from exc
+
+
+def cursor_uuid(cursor: str | None, key: str = "id") -> uuid.UUID | None:
+    return cursor_value(cursor, lambda v: uuid.UUID(str(v)), key)
 
 
 def clamp_limit(limit: int | None) -> int:

@@ -12,7 +12,7 @@ from cx_alerts.audit import service as audit
 from cx_common.app import SessionDep
 from cx_common.auth import Principal, require_scopes
 from cx_common.errors import not_found
-from cx_common.pagination import Page, clamp_limit, decode_cursor, encode_cursor
+from cx_common.pagination import Page, clamp_limit, cursor_uuid, encode_cursor
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 
@@ -49,13 +49,13 @@ async def list_alerts(
     cursor: str | None = None,
 ) -> Page[AlertRead]:
     size = clamp_limit(limit)
-    after = decode_cursor(cursor)
+    after = cursor_uuid(cursor)
     rows = await flows.list_alerts(
         session,
         principal.tenant_id,
         principal.org_unit_id,
         limit=size,
-        after=uuid.UUID(str(after["id"])) if after else None,
+        after=after,
         rule_id=rule_id,
         ticket_id=ticket_id,
     )

@@ -22,7 +22,7 @@ from cx_alerts.tasks.models import ImprovementTask
 from cx_alerts.tickets.models import Ticket
 from cx_common.auth import Principal
 from cx_common.context import current_request_id
-from cx_common.pagination import decode_cursor, encode_cursor
+from cx_common.pagination import cursor_value, encode_cursor
 
 GENESIS = "0" * 64
 
@@ -170,8 +170,8 @@ async def list_page(
         query = query.where(AuditEntry.occurred_at >= since)
     if until:
         query = query.where(AuditEntry.occurred_at < until)
-    if (after := decode_cursor(cursor)) is not None:
-        query = query.where(AuditEntry.id > int(after.get("id", 0)))
+    if (after := cursor_value(cursor, int)) is not None:
+        query = query.where(AuditEntry.id > after)
     rows = list((await session.execute(query.order_by(AuditEntry.id).limit(limit + 1))).scalars())
     next_cursor = encode_cursor({"id": rows[limit - 1].id}) if len(rows) > limit else None
     return rows[:limit], next_cursor

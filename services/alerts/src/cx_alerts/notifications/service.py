@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cx_alerts.notifications.messages import render
 from cx_alerts.notifications.models import Delivery, Notification, NotificationChannel
 from cx_common.db import new_id
-from cx_common.pagination import decode_cursor, encode_cursor
+from cx_common.pagination import cursor_uuid, encode_cursor
 
 
 async def notify(
@@ -147,8 +147,8 @@ async def list_for_user(
     query = select(Notification).where(Notification.tenant_id == tenant_id, Notification.user_id == user_id)
     if unread:
         query = query.where(Notification.read_at.is_(None))
-    if (after := decode_cursor(cursor)) is not None:
-        query = query.where(Notification.id > uuid.UUID(str(after.get("id"))))
+    if (after := cursor_uuid(cursor)) is not None:
+        query = query.where(Notification.id > after)
     rows = list((await session.execute(query.order_by(Notification.id).limit(limit + 1))).scalars())
     next_cursor = encode_cursor({"id": str(rows[limit - 1].id)}) if len(rows) > limit else None
     return rows[:limit], next_cursor

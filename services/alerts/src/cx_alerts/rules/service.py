@@ -25,7 +25,7 @@ from cx_alerts.rules.schemas import DryRunMatch, DryRunResult, RuleCreate, RuleD
 from cx_alerts.signals import service as signals
 from cx_alerts.signals.service import Signal
 from cx_common.db import new_id
-from cx_common.pagination import decode_cursor, encode_cursor
+from cx_common.pagination import cursor_uuid, encode_cursor
 
 
 def snapshot(rule: AlertRule) -> dict[str, Any]:
@@ -154,8 +154,8 @@ async def list_page(
         query = query.where(AlertRule.enabled.is_(enabled))
     if trigger:
         query = query.where(AlertRule.trigger == trigger)
-    if (after := decode_cursor(cursor)) is not None:
-        query = query.where(AlertRule.id > uuid.UUID(str(after.get("id"))))
+    if (after := cursor_uuid(cursor)) is not None:
+        query = query.where(AlertRule.id > after)
     rows = list((await session.execute(query.order_by(AlertRule.id).limit(limit + 1))).scalars())
     next_cursor = encode_cursor({"id": str(rows[limit - 1].id)}) if len(rows) > limit else None
     return rows[:limit], next_cursor

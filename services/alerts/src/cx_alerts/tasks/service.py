@@ -25,7 +25,7 @@ from cx_alerts.tasks.schemas import TaskCreate
 from cx_common.auth import Principal
 from cx_common.db import new_id
 from cx_common.errors import Problem
-from cx_common.pagination import decode_cursor, encode_cursor
+from cx_common.pagination import cursor_uuid, encode_cursor
 
 # action -> (from statuses, to status, event type)
 ACTIONS: dict[str, tuple[tuple[str, ...], str, str]] = {
@@ -332,8 +332,8 @@ async def list_page(
         query = query.where(ImprovementTask.department_path.contains([principal.org_unit_id]))
     if status:
         query = query.where(ImprovementTask.status == status)
-    if (after := decode_cursor(cursor)) is not None:
-        query = query.where(ImprovementTask.id < uuid.UUID(str(after.get("id"))))
+    if (after := cursor_uuid(cursor)) is not None:
+        query = query.where(ImprovementTask.id < after)
     rows = list((await session.execute(query.order_by(ImprovementTask.id.desc()).limit(limit + 1))).scalars())
     next_cursor = encode_cursor({"id": str(rows[limit - 1].id)}) if len(rows) > limit else None
     return rows[:limit], next_cursor

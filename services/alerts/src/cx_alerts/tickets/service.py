@@ -22,7 +22,7 @@ from cx_alerts.tickets.models import CustomerContact, Ticket, TicketComment
 from cx_common.auth import Principal
 from cx_common.db import new_id
 from cx_common.errors import Problem
-from cx_common.pagination import decode_cursor, encode_cursor
+from cx_common.pagination import cursor_uuid, encode_cursor
 
 STATUSES = ("open", "acknowledged", "in_progress", "waiting_customer", "resolved", "closed")
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -157,8 +157,8 @@ async def list_page(
         query = query.where(Ticket.org_path.contains([org_unit_id]))
     if customer_key:
         query = query.where(Ticket.customer_key == customer_key)
-    if (after := decode_cursor(cursor)) is not None:
-        query = query.where(Ticket.id < uuid.UUID(str(after.get("id"))))
+    if (after := cursor_uuid(cursor)) is not None:
+        query = query.where(Ticket.id < after)
     rows = list((await session.execute(query.order_by(Ticket.id.desc()).limit(limit + 1))).scalars())
     next_cursor = encode_cursor({"id": str(rows[limit - 1].id)}) if len(rows) > limit else None
     return rows[:limit], next_cursor

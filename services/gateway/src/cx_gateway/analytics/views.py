@@ -10,7 +10,7 @@ from sqlalchemy import select
 from cx_common.app import SessionDep
 from cx_common.auth import Principal
 from cx_common.errors import Problem, conflict, not_found
-from cx_common.pagination import Page, clamp_limit, decode_cursor, encode_cursor
+from cx_common.pagination import Page, clamp_limit, cursor_uuid, encode_cursor
 from cx_gateway.analytics import service
 from cx_gateway.analytics.formula import evaluate, parse
 from cx_gateway.analytics.models import Competitor, Kpi
@@ -185,8 +185,8 @@ async def list_kpis(
 ) -> Page[KpiRead]:
     n = clamp_limit(limit)
     query = select(Kpi).where(Kpi.tenant_id == principal.tenant_id).order_by(Kpi.id).limit(n + 1)
-    if (after := decode_cursor(cursor)) is not None:
-        query = query.where(Kpi.id > uuid.UUID(str(after.get("id"))))
+    if (after := cursor_uuid(cursor)) is not None:
+        query = query.where(Kpi.id > after)
     rows = list((await session.execute(query)).scalars())
     nxt = encode_cursor({"id": str(rows[n - 1].id)}) if len(rows) > n else None
     return Page[KpiRead](items=[KpiRead.model_validate(r) for r in rows[:n]], next_cursor=nxt)

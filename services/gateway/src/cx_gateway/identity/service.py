@@ -16,7 +16,7 @@ from cx_common.db import utcnow
 from cx_common.errors import Problem, conflict, not_found
 from cx_common.events import add_event
 from cx_common.logging import get_logger
-from cx_common.pagination import decode_cursor, encode_cursor
+from cx_common.pagination import cursor_uuid, encode_cursor
 from cx_gateway.identity import secrets as sec
 from cx_gateway.identity.keys import KeyRing
 from cx_gateway.identity.models import ApiToken, Membership, RefreshToken, Tenant, User
@@ -174,8 +174,8 @@ async def list_users(
     session: AsyncSession, scope: org_service.OrgScope, *, limit: int, cursor: str | None
 ) -> tuple[list[User], str | None]:
     query = _visible_users(scope).order_by(User.id).limit(limit + 1)
-    if (after := decode_cursor(cursor)) is not None:
-        query = query.where(User.id > uuid.UUID(str(after.get("id"))))
+    if (after := cursor_uuid(cursor)) is not None:
+        query = query.where(User.id > after)
     rows = list((await session.execute(query)).scalars())
     next_cursor = encode_cursor({"id": str(rows[limit - 1].id)}) if len(rows) > limit else None
     return rows[:limit], next_cursor
@@ -434,8 +434,8 @@ async def list_api_tokens(
         .order_by(ApiToken.id)
         .limit(limit + 1)
     )
-    if (after := decode_cursor(cursor)) is not None:
-        query = query.where(ApiToken.id > uuid.UUID(str(after.get("id"))))
+    if (after := cursor_uuid(cursor)) is not None:
+        query = query.where(ApiToken.id > after)
     rows = list((await session.execute(query)).scalars())
     next_cursor = encode_cursor({"id": str(rows[limit - 1].id)}) if len(rows) > limit else None
     return rows[:limit], next_cursor

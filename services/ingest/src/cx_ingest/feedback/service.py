@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cx.events.v1 import events_pb2
 from cx_common.db import new_id, utcnow
-from cx_common.pagination import decode_cursor, encode_cursor
+from cx_common.pagination import cursor_uuid, encode_cursor
 from cx_ingest.feedback import received, upsert
 from cx_ingest.feedback.idempotency import STORE_KEY, KeyRecord
 from cx_ingest.feedback.models import FeedbackItem, ImportBatch, ImportError_
@@ -224,8 +224,8 @@ async def list_feedback(
         query = query.where(FeedbackItem.partner_id == partner_id)
     if units is not None:
         query = query.where(FeedbackItem.org_unit_id.in_(units))
-    if (after := decode_cursor(cursor)) is not None:
-        query = query.where(FeedbackItem.id > uuid.UUID(str(after.get("id"))))
+    if (after := cursor_uuid(cursor)) is not None:
+        query = query.where(FeedbackItem.id > after)
     rows = list((await session.execute(query.order_by(FeedbackItem.id).limit(limit + 1))).scalars())
     next_cursor = encode_cursor({"id": str(rows[limit - 1].id)}) if len(rows) > limit else None
     return rows[:limit], next_cursor

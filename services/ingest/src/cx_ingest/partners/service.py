@@ -6,7 +6,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cx_common.db import utcnow
-from cx_common.pagination import decode_cursor, encode_cursor
+from cx_common.pagination import cursor_uuid, encode_cursor
 from cx_ingest.partners import apikeys
 from cx_ingest.partners.mapping import FieldMapping, validate_mapping
 from cx_ingest.partners.models import ApiKey, Partner
@@ -45,8 +45,8 @@ async def list_page(
     session: AsyncSession, tenant_id: uuid.UUID, *, limit: int, cursor: str | None
 ) -> tuple[list[Partner], str | None]:
     query = select(Partner).where(Partner.tenant_id == tenant_id).order_by(Partner.id).limit(limit + 1)
-    if (after := decode_cursor(cursor)) is not None:
-        query = query.where(Partner.id > uuid.UUID(str(after.get("id"))))
+    if (after := cursor_uuid(cursor)) is not None:
+        query = query.where(Partner.id > after)
     rows = list((await session.execute(query)).scalars())
     next_cursor = encode_cursor({"id": str(rows[limit - 1].id)}) if len(rows) > limit else None
     return rows[:limit], next_cursor

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cx.events.v1 import events_pb2
 from cx_common.db import new_id, utcnow
 from cx_common.errors import Problem
-from cx_common.pagination import decode_cursor, encode_cursor
+from cx_common.pagination import cursor_uuid, encode_cursor
 from cx_survey.distributions import service as distributions
 from cx_survey.distributions.models import Distribution, ScheduledMessage
 from cx_survey.followups.models import FollowUpDefault, FollowUpRequest
@@ -247,9 +247,7 @@ async def list_page(
         query = query.where(FollowUpRequest.status == status)
     if distribution_id:
         query = query.where(FollowUpRequest.distribution_id == distribution_id)
-    if (after := decode_cursor(cursor)) is not None:
-        if (last := _uuid(str(after.get("id", "")))) is None:
-            raise Problem(400, "cursor: not a cursor returned by this API", field="cursor")
+    if (last := cursor_uuid(cursor)) is not None:
         query = query.where(FollowUpRequest.id < last)
     found = await session.execute(query.order_by(FollowUpRequest.id.desc()).limit(limit + 1))
     rows: list[tuple[FollowUpRequest, str | None]] = [(r, s) for r, s in found]

@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from cx_common.app import SessionDep, get_runtime
 from cx_common.auth import Principal, require_scopes
-from cx_common.errors import Problem, not_found
-from cx_common.pagination import Page, clamp_limit, decode_cursor, encode_cursor
+from cx_common.errors import not_found
+from cx_common.pagination import Page, clamp_limit, cursor_uuid, encode_cursor
 from cx_survey.responses import export, service, submission
 from cx_survey.responses.direct import SubmitRoute
 from cx_survey.responses.models import PartialResponse
@@ -182,11 +182,8 @@ async def list_responses(
         submitted_to,
     )
     size = clamp_limit(limit)
-    if (after := decode_cursor(cursor)) is not None:
-        try:
-            query = query.where(ResponseRow.id < uuid.UUID(str(after.get("id"))))
-        except ValueError as exc:
-            raise Problem(400, "cursor: not a cursor returned by this API", field="cursor") from exc
+    if (after := cursor_uuid(cursor)) is not None:
+        query = query.where(ResponseRow.id < after)
     rows = list((await session.execute(query.order_by(ResponseRow.id.desc()).limit(size + 1))).scalars())
     next_cursor = encode_cursor({"id": str(rows[size - 1].id)}) if len(rows) > size else None
     return Page[ResponseRead](items=[ResponseRead.model_validate(r) for r in rows[:size]], next_cursor=next_cursor)

@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cx_common.db import utcnow
 from cx_common.errors import Problem, not_found
-from cx_common.pagination import decode_cursor, encode_cursor
+from cx_common.pagination import cursor_uuid, encode_cursor
 from cx_survey.surveys.definition import Definition
 from cx_survey.surveys.models import Survey, SurveyVersion
 from cx_survey.surveys.schemas import SurveyCreate, SurveyUpdate
@@ -120,11 +120,8 @@ async def list_page(
     query = select(Survey).where(Survey.tenant_id == tenant_id).order_by(Survey.id).limit(limit + 1)
     if status is not None:
         query = query.where(Survey.status == status)
-    if (after := decode_cursor(cursor)) is not None:
-        try:
-            query = query.where(Survey.id > uuid.UUID(str(after.get("id"))))
-        except ValueError as exc:
-            raise Problem(400, "cursor: not a cursor returned by this API", field="cursor") from exc
+    if (after := cursor_uuid(cursor)) is not None:
+        query = query.where(Survey.id > after)
     rows = list((await session.execute(query)).scalars())
     next_cursor = encode_cursor({"id": str(rows[limit - 1].id)}) if len(rows) > limit else None
     return rows[:limit], next_cursor
