@@ -89,9 +89,11 @@ def create_service_app(
     run_relay: bool = True,
     api_prefix: str = "/v1",
     api_problem_extra: dict[str, tuple[int, ...]] | None = None,
+    text_guard_exempt: Sequence[str] = (),
 ) -> FastAPI:
     """`api_prefix`: the operations under it get their problem+json answers documented (cx_common.openapi), plus
-    `api_problem_extra` (path prefix → more statuses, e.g. 502/504 on forwarded routes)."""
+    `api_problem_extra` (path prefix → more statuses, e.g. 502/504 on forwarded routes). `text_guard_exempt`: path
+    patterns whose handlers reject unstorable text themselves (`TextGuardMiddleware`)."""
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
     runtime = Runtime(settings=settings)
     checks: dict[str, ReadinessCheck] = {}
@@ -172,7 +174,8 @@ def create_service_app(
     app.state.runtime = runtime
     app.state.settings = settings
     install_problem_handlers(app)
-    app.add_middleware(TextGuardMiddleware)  # inside the size limit: it reads only bodies already bounded
+    # inside the size limit: it reads only bodies already bounded
+    app.add_middleware(TextGuardMiddleware, exempt_paths=text_guard_exempt)
     app.add_middleware(
         BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -48,9 +49,20 @@ def find_bad_text(value: Any, path: tuple[str, ...] = ()) -> tuple[str, str] | N
     return None
 
 
+def json_may_hold_bad_text(body: bytes) -> bool:
+    """A byte scan: False means no string of this JSON body can hold NUL or a lone surrogate (the common case)."""
+    if b"\\u" not in body and b"\x00" not in body:
+        return False
+    return _SUSPECT_JSON.search(body) is not None
+
+
 class TextGuardMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    """`exempt_paths`: request paths (regular expressions, matched in full) whose handlers check text themselves,
+    e.g. batch endpoints that reject only the records holding such text."""
+
+    def __init__(self, app: ASGIApp, exempt_paths: Sequence[str] = ()) -> None:
         self.app = app
+        self.exempt = re.compile("|".join(f"(?:{p})" for p in exempt_paths)) if exempt_paths else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,7 +79,8 @@ class TextGuardMiddleware:
         content_type = dict(scope.get("headers") or []).get(b"content-type", b"").split(b";")[0].strip().lower()
         is_json = content_type == b"application/json" or content_type.endswith(b"+json")
         is_form = content_type == b"application/x-www-form-urlencoded"
-        if not (is_json or is_form) or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+        exempt = self.exempt is not None and self.exempt.fullmatch(scope.get("path", "")) is not None
+        if exempt or not (is_json or is_form) or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         body, disconnected = await self._read(receive)
@@ -101,9 +114,7 @@ class TextGuardMiddleware:
 
     @staticmethod
     def _in_json(body: bytes) -> tuple[str, str] | None:
-        if b"\\u" not in body and b"\x00" not in body:  # no escape at all: the common case, a fast byte scan
-            return None
-        if not _SUSPECT_JSON.search(body):
+        if not json_may_hold_bad_text(body):
             return None
         try:
             decoded = json.loads(body)

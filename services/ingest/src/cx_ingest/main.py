@@ -15,6 +15,7 @@ from cx_ingest.clusters.views import router as clusters_router
 from cx_ingest.codebooks import recode
 from cx_ingest.codebooks.views import router as codebooks_router
 from cx_ingest.feedback import files
+from cx_ingest.feedback.batch_views import BATCH_PATHS
 from cx_ingest.feedback.batch_views import router as batch_router
 from cx_ingest.feedback.consumers import consumers
 from cx_ingest.feedback.views import partner_router
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         consumers=consumers,
         on_startup=[open_pool, start_worker, resume_imports, resume_recodes],
         on_shutdown=[stop_worker, close_pool],
+        text_guard_exempt=BATCH_PATHS,  # they reject only the records holding unstorable text (`parse_batch`)
     )
     app.state.runtime.extras["analysis_wakeup"] = asyncio.Event()
     app.state.rate_limiter = RateLimiter()

@@ -174,7 +174,8 @@ async def process_import(sessions: async_sessionmaker[AsyncSession], import_id: 
         async for header, rows in _chunks(path, file_format, skip):
             raw = [record_from_row(header, row, column_map) if row else None for _, row in rows]
             present = [(i, r) for i, r in enumerate(raw) if r is not None]
-            valid, rejected = validate_records([r for _, r in present], None)
+            suspect = any("\x00" in v for _, row in rows for v in row if isinstance(v, str))
+            valid, rejected = validate_records([r for _, r in present], None, check_text=suspect)
             async with sessions() as session, session.begin():
                 stored = await service.store_feedback(SessionDb(session), source, valid, subject_prefix=subject_prefix)
                 results = {**rejected, **stored}

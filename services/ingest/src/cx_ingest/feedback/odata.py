@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from cx.events.v1 import events_pb2
 from cx_common.db import new_id
-from cx_ingest.feedback.records import rejected, timestamp
+from cx_ingest.feedback.records import rejected, timestamp, unstorable_text
 from cx_ingest.feedback.schemas import ODataIn, RecordResult
 from cx_ingest.outbox_bulk import add_events
 from cx_ingest.pg import Db, Sql
@@ -39,10 +39,16 @@ _UPSERT = Sql(
 )
 
 
-def validate_odata(raw_items: Sequence[Any]) -> tuple[list[tuple[int, ODataIn]], dict[int, RecordResult]]:
+def validate_odata(
+    raw_items: Sequence[Any], *, check_text: bool = False
+) -> tuple[list[tuple[int, ODataIn]], dict[int, RecordResult]]:
+    """`check_text`: see `records.validate_records`."""
     valid: list[tuple[int, ODataIn]] = []
     refused: dict[int, RecordResult] = {}
     for index, raw in enumerate(raw_items):
+        if check_text and isinstance(raw, dict) and (bad := unstorable_text(index, raw, "record_key")) is not None:
+            refused[index] = bad
+            continue
         try:
             valid.append((index, ODataIn.model_validate(raw)))
         except ValidationError as exc:

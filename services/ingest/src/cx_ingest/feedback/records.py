@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import json  # noqa: F401
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,8 +16,9 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import to_json
 
 from cx.events.v1 import events_pb2
+from cx_common.textguard import find_bad_text, json_may_hold_bad_text
 from cx_ingest.feedback.models import FeedbackItem
-from cx_ingest.feedback.schemas import BatchIn, FeedbackIn, FieldError, RecordResult
+from cx_ingest.feedback.schemas import MAX_TITLE, BatchIn, FeedbackIn, FieldError, RecordResult
 from cx_ingest.partners.mapping import FieldMapping, apply_mapping
 from cx_ingest.privacy.service import TenantPrivacy
 
@@ -49,6 +50,22 @@ def rejected(index: int, exc: ValidationError, external_id: Any) -> RecordResult
     )
 
 
+def unstorable_text(index: int, raw: dict[str, Any], key: str) -> RecordResult | None:
+    """The rejection of a raw record holding a string Postgres cannot store (NUL, a lone surrogate); `key`: the
+    field with the record's own id."""
+    if (bad := find_bad_text(raw)) is None:
+        return None
+    field, message = bad
+    own_id = raw.get(key)
+    return RecordResult(
+        index=index,
+        external_id=str(own_id) if isinstance(own_id, str | int) else None,
+        status="rejected",
+        reason=f"{field}: {message}",
+        errors=[FieldError(field=field, message=message)],
+    )
+
+
 Validated = tuple[list[tuple[int, FeedbackIn]], dict[int, RecordResult]]
 
 
@@ -61,25 +78,45 @@ def parse_batch(raw: bytes, mapping: FieldMapping | None) -> tuple[int, Validate
     relative to the body) when the body itself is not a batch. Without a field mapping the whole body is first
     validated in one pass straight from the JSON bytes (pydantic-core); only a batch with bad records goes
     through the record-by-record path that reports each one."""
-    if mapping is None:
+    suspect = json_may_hold_bad_text(raw)  # text Postgres cannot store: only the records holding it are rejected
+    if mapping is None and not suspect:
         try:
             items = _CleanBatch.model_validate_json(raw).items
         except ValidationError:
             pass
         else:
             return len(items), (list(enumerate(items)), {})
-    batch = BatchIn.model_validate_json(raw)
-    return len(batch.items), validate_records(batch.items, mapping)
+    batch = read_batch(raw, suspect=suspect)
+    return len(batch.items), validate_records(batch.items, mapping, check_text=suspect)
 
 
-def validate_records(raw_items: Sequence[Any], mapping: FieldMapping | None) -> Validated:
+def read_batch(raw: bytes, *, suspect: bool) -> BatchIn:
+    """A `BatchIn` body. `suspect` (`json_may_hold_bad_text`): parsed by the standard library, which reads a lone
+    surrogate escape where pydantic-core's parser refuses the whole body, so such a record can be rejected on its
+    own. Raises ValidationError."""
+    if suspect:
+        try:
+            decoded = json.loads(raw)
+        except ValueError:
+            pass  # not JSON at all: the usual parser reports it
+        else:
+            return BatchIn.model_validate(decoded)
+    return BatchIn.model_validate_json(raw)
+
+
+def validate_records(raw_items: Sequence[Any], mapping: FieldMapping | None, *, check_text: bool = False) -> Validated:
     """Map (partner field mapping) and validate each record on its own: bad records are rejected with the field
-    and reason, the others go on. A record without a channel gets the source's default channel when stored."""
+    and reason, the others go on. A record without a channel gets the source's default channel when stored.
+    `check_text`: also reject records with a string Postgres cannot store (NUL, a lone surrogate), which the
+    caller found may be there."""
     valid: list[tuple[int, FeedbackIn]] = []
     refused: dict[int, RecordResult] = {}
     for index, raw in enumerate(raw_items):
         if not isinstance(raw, dict):
             refused[index] = RecordResult(index=index, status="rejected", reason="record: must be an object")
+            continue
+        if check_text and (bad := unstorable_text(index, raw, "external_id")) is not None:
+            refused[index] = bad
             continue
         record = apply_mapping(mapping, raw) if mapping is not None else raw
         try:
@@ -100,8 +137,8 @@ def build_row(source: Source, item: FeedbackIn, privacy: TenantPrivacy, now: dt.
     redactor = privacy.redactor
     redactions: dict[str, int] = {}
     title = item.title or ""
-    if title:
-        title = redactor.redact_into(title, redactions)
+    if title:  # a marker may be longer than what it replaces: the column holds MAX_TITLE characters
+        title = redactor.redact_into(title, redactions)[:MAX_TITLE]
     text = item.text or ""
     if text:
         text = redactor.redact_into(text, redactions)

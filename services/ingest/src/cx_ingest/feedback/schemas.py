@@ -1,8 +1,8 @@
 import datetime as dt
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 Channel = Literal["survey", "hotline", "chat", "email", "review", "social", "store", "crm", "other"]
 CHANNELS: tuple[str, ...] = ("survey", "hotline", "chat", "email", "review", "social", "store", "crm", "other")
@@ -12,6 +12,21 @@ RecordStatus = Literal["accepted", "duplicate", "rejected"]
 
 MAX_TEXT = 20_000
 MAX_TURNS = 2_000
+MAX_TITLE = 500
+
+
+def _storable(value: dt.datetime) -> dt.datetime:
+    """Postgres stores the UTC instant: 9999-12-31T23:59:59-01:00 has none that Python (or asyncpg) can write."""
+    if value.tzinfo is not None:
+        try:
+            value.astimezone(dt.UTC)
+        except OverflowError:
+            raise ValueError("out of range: the time in UTC must lie between years 1 and 9999") from None
+    return value
+
+
+StorableAwareDatetime = Annotated[AwareDatetime, AfterValidator(_storable)]
+StorableDatetime = Annotated[dt.datetime, AfterValidator(_storable)]
 
 
 class TurnIn(BaseModel):
@@ -33,7 +48,7 @@ class FeedbackIn(BaseModel):
     external_id: str = Field(min_length=1, max_length=200, description="The partner's id; natural key for dedup")
     channel: Channel | None = Field(default=None, description="Defaults to the partner's default channel")
     text: str | None = Field(default=None, max_length=MAX_TEXT)
-    title: str | None = Field(default=None, max_length=500)
+    title: str | None = Field(default=None, max_length=MAX_TITLE)
     turns: list[TurnIn] | None = Field(default=None, max_length=MAX_TURNS, description="Conversations: ordered turns")
     agent_id: str | None = Field(default=None, max_length=200)
     touchpoint_id: str | None = Field(default=None, max_length=200)
@@ -42,7 +57,7 @@ class FeedbackIn(BaseModel):
     customer_key: str | None = Field(default=None, max_length=200)
     product_sku: str | None = Field(default=None, max_length=200)
     language: Language | None = None
-    occurred_at: AwareDatetime | None = Field(
+    occurred_at: StorableAwareDatetime | None = Field(
         default=None, description="With a timezone offset; defaults to the time of receipt"
     )
     scores: dict[str, float] = Field(default_factory=dict, description="e.g. rating, nps, csat")
@@ -67,7 +82,7 @@ class ODataIn(BaseModel):
     record_key: str = Field(min_length=1, max_length=200, description="e.g. the order number or customer id")
     customer_key: str | None = Field(default=None, max_length=200)
     org_unit_id: str | None = Field(default=None, max_length=200)
-    occurred_at: dt.datetime | None = None
+    occurred_at: StorableDatetime | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -47,8 +47,11 @@ UPDATED_COLUMNS = tuple(name for name, _, _ in ROW_COLUMNS if name not in ("id",
 SEPARATORS = "\x1f\x1e\x1d\x1c\ufffe\uffff" + "".join(chr(c) for c in range(0xE000, 0xF900))
 
 
-def _param(name: str, kind: str) -> str:
-    if kind.startswith("joined"):  # "<sep>v1<sep>v2…" -> {v1, v2, …} (the leading separator keeps a lone "" a value)
+def _param(name: str, kind: str, *, joined: bool = True) -> str:
+    if kind.startswith("joined"):
+        if not joined:  # plain arrays: for the batch whose values use every separator candidate
+            return f"CAST(:{name} AS {kind.split()[1] if ' ' in kind else 'text'}[])"
+        # "<sep>v1<sep>v2…" -> {v1, v2, …} (the leading separator keeps a lone "" a value)
         split = f"(string_to_array(CAST(:{name} AS text), CAST(:sep AS text)))[2:]"
         return split if kind == "joined" else f"CAST({split} AS {kind.split()[1]}[])"
     return f"CAST(:{name} AS {kind})"
@@ -61,11 +64,17 @@ def _param(name: str, kind: str) -> str:
 # (`inserted` NULL), in one round trip. The lookup is one probe of the natural-key index per left-alone row (a
 # lateral join on the whole key): matching `external_id = ANY(…)` instead let the planner, with statistics from
 # when the table was small, scan every row of the tenant.
-UPSERT = Sql(
-    "WITH u AS (SELECT * FROM unnest("  # noqa: S608 - built from constants
-    + ", ".join(_param(name, kind) for name, kind, _ in ROW_COLUMNS)
-    + ") AS u("
-    + ", ".join(name for name, _, _ in ROW_COLUMNS)
+def _upsert_sql(*, joined: bool) -> str:
+    return (
+        "WITH u AS (SELECT * FROM unnest("  # noqa: S608 - built from constants
+        + ", ".join(_param(name, kind, joined=joined) for name, kind, _ in ROW_COLUMNS)
+        + ") AS u("
+        + _UPSERT_REST
+    )
+
+
+_UPSERT_REST = (
+    ", ".join(name for name, _, _ in ROW_COLUMNS)  # noqa: S608 - built from constants
     + ")), w AS (INSERT INTO feedback_items AS f (tenant_id, source_key, partner_id, "
     + ", ".join(name for name, _, _ in ROW_COLUMNS)
     + ", revision, analysis_state, attempts, analysis_count) "
@@ -83,6 +92,8 @@ UPSERT = Sql(
     "WHERE tenant_id = CAST(:tenant_id AS uuid) AND source_key = CAST(:source_key AS text) "
     "AND external_id = d.external_id LIMIT 1) AS f"  # LIMIT: a probe per row, never flattened into a scan
 )
+UPSERT = Sql(_upsert_sql(joined=True))
+UPSERT_ARRAYS = Sql(_upsert_sql(joined=False))
 _EXISTING = Sql(
     "SELECT external_id, id FROM feedback_items "
     "WHERE tenant_id = CAST(:tenant_id AS uuid) AND source_key = CAST(:source_key AS text) "
@@ -90,13 +101,14 @@ _EXISTING = Sql(
 )
 
 
-def _joined(columns: dict[str, list[str]]) -> tuple[str, dict[str, str]]:
-    """(separator, {column: "<sep>v1<sep>v2…"}) with a separator that none of the values contains."""
+def _joined(columns: dict[str, list[str]]) -> tuple[str, dict[str, str]] | None:
+    """(separator, {column: "<sep>v1<sep>v2…"}) with a separator that none of the values contains; None when the
+    values use every candidate."""
     for sep in SEPARATORS:
         joined = {name: sep + sep.join(values) for name, values in columns.items()}
         if all(text.count(sep) == len(columns[name]) for name, text in joined.items()):
             return sep, joined
-    raise ValueError("no separator left: the values use every candidate character")
+    return None
 
 
 async def upsert(
@@ -119,11 +131,17 @@ async def upsert(
             texts[name] = [row[name] or "" for row in rows]
         else:
             texts[name] = [row[name] for row in rows]
-    params["sep"], joined = _joined(texts)
-    params.update(joined)
+    statement = UPSERT
+    if (found := _joined(texts)) is not None:
+        params["sep"], joined = found
+        params.update(joined)
+    else:  # the values use every separator candidate (deliberately, one hopes): one array per column
+        statement = UPSERT_ARRAYS
+        params.update(texts)
+        params["id"] = [uuid.UUID(value) for value in texts["id"]]
     written: dict[str, tuple[uuid.UUID, bool]] = {}
     unchanged: dict[str, uuid.UUID] = {}
-    for row_id, external_id, inserted in await db.fetch(UPSERT, **params):
+    for row_id, external_id, inserted in await db.fetch(statement, **params):
         if inserted is None:
             unchanged[external_id] = row_id
         else:
