@@ -11,7 +11,7 @@ from cx_common.errors import install_problem_handlers
 from cx_common.textguard import TextGuardMiddleware
 
 
-def _app() -> FastAPI:
+def _app(exempt: tuple[str, ...] = ()) -> FastAPI:
     app = FastAPI()
     install_problem_handlers(app)
 
@@ -23,7 +23,7 @@ def _app() -> FastAPI:
     async def search(q: str = "") -> dict[str, str]:
         return {"q": q}
 
-    app.add_middleware(TextGuardMiddleware)
+    app.add_middleware(TextGuardMiddleware, exempt_paths=exempt)
     return app
 
 
@@ -56,3 +56,12 @@ async def test_ordinary_text_emoji_and_escaped_chinese_pass_unchanged() -> None:
         malformed = await _post(client, '{"text": "a\\u0000')  # not JSON: left to the framework's own 422
         assert malformed.status_code == 200  # this endpoint reads raw bytes, so nothing here rejects it
         assert (await client.get("/search", params={"q": "门店"})).json() == {"q": "门店"}
+
+
+async def test_exempt_paths_reach_their_handler() -> None:
+    """A handler that rejects such text itself (per record of a batch) gets the body as sent."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app((r"/ec\w+",))), base_url="http://t") as c:
+        passed = await _post(c, '{"text": "a\\u0000b"}')
+        assert passed.status_code == 200 and passed.json()["body"] == '{"text": "a\\u0000b"}'
+        refused = await c.get("/search", params={"q": "a\x00b"})  # only the listed paths are exempt
+        assert refused.status_code == 422
