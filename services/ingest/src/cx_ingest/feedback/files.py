@@ -25,6 +25,7 @@ from cx_common.logging import get_logger
 from cx_ingest.feedback import service
 from cx_ingest.feedback.models import ImportBatch, ImportError_
 from cx_ingest.feedback.records import Source, validate_records
+from cx_ingest.feedback.schemas import RecordResult
 from cx_ingest.partners.mapping import valid_target
 from cx_ingest.partners.models import Partner
 from cx_ingest.pg import SessionDb
@@ -149,6 +150,19 @@ async def _chunks(path: Path, file_format: str, skip: int) -> Any:
         yield header, batch
 
 
+STALE_AFTER = dt.timedelta(minutes=15)  # a running import nobody advanced for this long has lost its runner
+
+
+class _SupersededError(Exception):
+    """Another runner (a second replica resuming the same import) committed this chunk first."""
+
+
+def _is_data_error(exc: BaseException) -> bool:
+    """Postgres refused a value (SQLSTATE class 22, data exception; 23, integrity): a row's fault, not the chunk's."""
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(exc, "sqlstate", None)
+    return isinstance(code, str) and code[:2] in ("22", "23")
+
+
 async def process_import(sessions: async_sessionmaker[AsyncSession], import_id: uuid.UUID, subject_prefix: str) -> None:
     async with sessions() as session:
         batch = await session.get(ImportBatch, import_id)
@@ -165,59 +179,160 @@ async def process_import(sessions: async_sessionmaker[AsyncSession], import_id: 
         )
         column_map = dict(batch.column_map) if batch.column_map else None
         skip = batch.processed_rows
-        tenant_id = batch.tenant_id
+        idle = dt.datetime.now(dt.UTC) - batch.updated_at
+    if not await asyncio.to_thread(path.exists):
+        await _file_missing(sessions, import_id, path, idle)
+        return
+    chunk = _ChunkWriter(sessions, import_id, source, subject_prefix, done=skip)
     try:
         if skip == 0:
             total = await asyncio.to_thread(count_rows, path, file_format)
             async with sessions() as session, session.begin():
                 await session.execute(update(ImportBatch).where(ImportBatch.id == import_id).values(total_rows=total))
         async for header, rows in _chunks(path, file_format, skip):
-            raw = [record_from_row(header, row, column_map) if row else None for _, row in rows]
-            present = [(i, r) for i, r in enumerate(raw) if r is not None]
-            suspect = any("\x00" in v for _, row in rows for v in row if isinstance(v, str))
-            valid, rejected = validate_records([r for _, r in present], None, check_text=suspect)
-            async with sessions() as session, session.begin():
-                stored = await service.store_feedback(SessionDb(session), source, valid, subject_prefix=subject_prefix)
-                results = {**rejected, **stored}
-                counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
-                errors = []
-                for local, (pos, _) in enumerate(present):
-                    result = results[local]
-                    counts[result.status] += 1
-                    if result.status == "rejected":
-                        errors.append(
-                            {
-                                "tenant_id": tenant_id,
-                                "import_id": import_id,
-                                "row_number": rows[pos][0],
-                                "external_id": result.external_id,
-                                "reason": result.reason or "rejected",
-                            }
-                        )
-                if errors:
-                    await session.execute(pg_insert(ImportError_).values(errors).on_conflict_do_nothing())
-                await session.execute(
-                    update(ImportBatch)
-                    .where(ImportBatch.id == import_id)
-                    .values(
-                        processed_rows=ImportBatch.processed_rows + len(rows),
-                        total=ImportBatch.total + len(present),
-                        accepted=ImportBatch.accepted + counts["accepted"],
-                        duplicate=ImportBatch.duplicate + counts["duplicate"],
-                        rejected=ImportBatch.rejected + counts["rejected"],
-                    )
-                )
+            await chunk.write(header, rows, column_map)
         async with sessions() as session, session.begin():
             await session.execute(update(ImportBatch).where(ImportBatch.id == import_id).values(status="completed"))
         await asyncio.to_thread(path.unlink, True)
     except asyncio.CancelledError:
         raise  # shutdown: stays "running", resumed at processed_rows on the next start
+    except _SupersededError:
+        log.warning("file_import_superseded", import_id=str(import_id), at_row=chunk.done)
     except Exception as exc:
         log.exception("file_import_failed", import_id=str(import_id))
         async with sessions() as session, session.begin():
             await session.execute(
                 update(ImportBatch).where(ImportBatch.id == import_id).values(status="failed", error=str(exc)[:2000])
             )
+
+
+async def _file_missing(
+    sessions: async_sessionmaker[AsyncSession], import_id: uuid.UUID, path: Path, idle: dt.timedelta
+) -> None:
+    """The uploaded file is not on this replica. With a per-Pod import directory it is on the replica that took
+    the upload, which may still be streaming it: the import fails only once nobody has advanced it for
+    `STALE_AFTER`."""
+    if idle < STALE_AFTER:
+        log.info("file_import_elsewhere", import_id=str(import_id), path=str(path))
+        return
+    error = f"the uploaded file is gone ({path}) and no replica advanced the import for {idle}; upload it again"
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(ImportBatch)
+            .where(ImportBatch.id == import_id, ImportBatch.status == "running")
+            .values(status="failed", error=error)
+        )
+
+
+class _ChunkWriter:
+    """Commits chunks of rows: records, error rows and progress in one transaction each, applied once."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        import_id: uuid.UUID,
+        source: Source,
+        subject_prefix: str,
+        *,
+        done: int,
+    ) -> None:
+        self.sessions = sessions
+        self.import_id = import_id
+        self.source = source
+        self.subject_prefix = subject_prefix
+        self.done = done  # rows committed, as this runner knows it
+
+    async def write(
+        self, header: list[str], rows: list[tuple[int, list[Any]]], column_map: dict[str, str] | None
+    ) -> None:
+        raw = [record_from_row(header, row, column_map) if row else None for _, row in rows]
+        present = [(i, r) for i, r in enumerate(raw) if r is not None]
+        suspect = any("\x00" in v for _, row in rows for v in row if isinstance(v, str))
+        valid, rejected = validate_records([r for _, r in present], None, check_text=suspect)
+        try:
+            await self._commit(rows, present, valid, rejected, one_by_one=False)
+        except Exception as exc:
+            if not _is_data_error(exc):
+                raise
+            # One row Postgres refused (a value no validation foresaw): store the rows one by one, so that only
+            # it goes to the error report and the import goes on.
+            log.warning("file_import_chunk_retried_by_row", import_id=str(self.import_id), error=str(exc)[:300])
+            await self._commit(rows, present, valid, rejected, one_by_one=True)
+        self.done += len(rows)
+
+    async def _commit(
+        self,
+        rows: list[tuple[int, list[Any]]],
+        present: list[tuple[int, dict[str, Any]]],
+        valid: list[tuple[int, Any]],
+        rejected: dict[int, Any],
+        *,
+        one_by_one: bool,
+    ) -> None:
+        import_id = self.import_id
+        async with self.sessions() as session, session.begin():
+            # The import's row lock orders concurrent runners; whoever finds the count moved stops.
+            committed = await session.scalar(
+                select(ImportBatch.processed_rows).where(ImportBatch.id == import_id).with_for_update()
+            )
+            if committed != self.done:
+                raise _SupersededError
+            db = SessionDb(session)
+            if one_by_one:
+                stored = {}
+                for item in valid:
+                    try:
+                        async with session.begin_nested():
+                            stored.update(
+                                await service.store_feedback(
+                                    db, self.source, [item], subject_prefix=self.subject_prefix
+                                )
+                            )
+                    except Exception as exc:
+                        if not _is_data_error(exc):
+                            raise
+                        stored[item[0]] = RecordResult(
+                            index=item[0],
+                            external_id=item[1].external_id,
+                            status="rejected",
+                            reason=f"record: could not be stored ({_first_line(exc)})",
+                        )
+            else:
+                stored = await service.store_feedback(db, self.source, valid, subject_prefix=self.subject_prefix)
+            results = {**rejected, **stored}
+            counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+            errors = []
+            for local, (pos, _) in enumerate(present):
+                result = results[local]
+                counts[result.status] += 1
+                if result.status == "rejected":
+                    errors.append(
+                        {
+                            "tenant_id": self.source.tenant_id,
+                            "import_id": import_id,
+                            "row_number": rows[pos][0],
+                            "external_id": result.external_id,
+                            "reason": result.reason or "rejected",
+                        }
+                    )
+            if errors:
+                await session.execute(pg_insert(ImportError_).values(errors).on_conflict_do_nothing())
+            await session.execute(
+                update(ImportBatch)
+                .where(ImportBatch.id == import_id)
+                .values(
+                    processed_rows=ImportBatch.processed_rows + len(rows),
+                    total=ImportBatch.total + len(present),
+                    accepted=ImportBatch.accepted + counts["accepted"],
+                    duplicate=ImportBatch.duplicate + counts["duplicate"],
+                    rejected=ImportBatch.rejected + counts["rejected"],
+                )
+            )
+
+
+def _first_line(exc: BaseException) -> str:
+    message = str(getattr(exc, "orig", None) or exc)
+    return message.splitlines()[0][:200] if message else exc.__class__.__name__
 
 
 async def resumable_imports(sessions: async_sessionmaker[AsyncSession]) -> list[uuid.UUID]:
