@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from cx_ingest.feedback import records
 from cx_ingest.feedback.upsert import SEPARATORS
 
 
@@ -116,3 +117,30 @@ async def test_a_csv_row_with_a_nul_goes_to_the_error_report_and_the_import_comp
     report = await ingest.client.get(f"/v1/imports/{import_id}/errors.csv", headers=ingest.key(key))
     lines = list(csv.reader(io.StringIO(report.content.decode("utf-8-sig"))))
     assert lines[1][:2] == ["600", "r600"] and "NUL" in lines[1][2]
+
+
+async def test_a_batch_postgres_refuses_is_stored_record_by_record(ingest, monkeypatch):
+    """A value no validation foresaw (here: the title cut is switched off, so a redacted title outgrows its
+    column): the request runs again record by record; only that record is rejected, a replay answers the same."""
+    monkeypatch.setattr(records, "MAX_TITLE", 10_000)
+    tenant = uuid.uuid4()
+    _, key = await ingest.partner(tenant)
+    items = [
+        {"external_id": "a", "text": "送货很快"},
+        {"external_id": "long", "text": "ok", "title": "x" * 493 + " a@b.cn"},
+        {"external_id": "a", "text": "again in this batch"},
+        {"external_id": "b", "text": "fine"},
+    ]
+    headers = ingest.key(key) | {"Idempotency-Key": "careful-1"}
+    response = await ingest.client.post("/v1/feedback:batch", json={"items": items}, headers=headers)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["accepted", "rejected", "duplicate", "accepted"]
+    assert results[1]["reason"].startswith("record: could not be stored")
+    assert results[2]["id"] == results[0]["id"] and "repeats record 0" in results[2]["reason"]
+    stored = await ingest.sql("SELECT external_id FROM feedback_items WHERE tenant_id = $1 ORDER BY 1", tenant)
+    assert [r["external_id"] for r in stored] == ["a", "b"]
+    events = await ingest.sql("SELECT count(*) AS n FROM outbox WHERE event_type = 'feedback.received'")
+    assert events[0]["n"] == 2
+    replay = await ingest.client.post("/v1/feedback:batch", json={"items": items}, headers=headers)
+    assert replay.status_code == 200 and replay.content == response.content

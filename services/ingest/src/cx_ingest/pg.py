@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
 from typing import Any, Protocol
 
 import asyncpg
@@ -58,6 +58,10 @@ class Db(Protocol):
 
     async def execute(self, sql: Sql, **params: Any) -> None: ...
 
+    def savepoint(self) -> AbstractAsyncContextManager[Any]:
+        """A savepoint in the caller's transaction: rolled back to when the block raises."""
+        ...
+
 
 class ConnDb:
     """An asyncpg connection; the caller owns the transaction."""
@@ -72,6 +76,10 @@ class ConnDb:
     async def execute(self, sql: Sql, **params: Any) -> None:
         await self.conn.execute(sql.native, *sql.args(params))
 
+    def savepoint(self) -> AbstractAsyncContextManager[Any]:
+        savepoint: AbstractAsyncContextManager[Any] = self.conn.transaction()  # nested in the caller's: a savepoint
+        return savepoint
+
 
 class SessionDb:
     """A SQLAlchemy session; statements run in the session's transaction."""
@@ -84,6 +92,9 @@ class SessionDb:
 
     async def execute(self, sql: Sql, **params: Any) -> None:
         await self.session.execute(sql.clause, params)
+
+    def savepoint(self) -> AbstractAsyncContextManager[Any]:
+        return self.session.begin_nested()
 
 
 def dsn(database_url: str) -> str:
@@ -144,3 +155,10 @@ def unavailable_as_503() -> Iterator[None]:
             "database unavailable: send the request again (with the same Idempotency-Key)",
             headers={"Retry-After": "1"},
         ) from exc
+
+
+def refused_value(exc: BaseException) -> bool:
+    """Postgres refused a value (SQLSTATE class 22, data exception; 23, integrity violation): the fault of a row,
+    not of the request or the connection. Works for asyncpg's errors and SQLAlchemy's wrappers of them."""
+    code = getattr(exc, "sqlstate", None) or getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(code, str) and code[:2] in ("22", "23")

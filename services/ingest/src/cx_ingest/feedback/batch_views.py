@@ -1,5 +1,6 @@
 """The partner batch endpoints: one transaction per request on the asyncpg pool (see `cx_ingest.pg`)."""
 
+import functools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Request
@@ -7,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from cx_common.app import RuntimeDep
+from cx_common.logging import get_logger
 from cx_common.textguard import json_may_hold_bad_text
 from cx_ingest import pg
 from cx_ingest.feedback import odata, service
@@ -16,6 +18,7 @@ from cx_ingest.feedback.schemas import BatchIn, BatchResult
 from cx_ingest.partners.auth import PartnerDep
 from cx_ingest.settings import Settings
 
+log = get_logger(__name__)
 router = APIRouter(prefix="/v1", tags=["partner API"])
 # The batch endpoints reject only the records holding text Postgres cannot store, not the whole request (see
 # `cx_common.textguard`): the middleware leaves them alone.
@@ -74,17 +77,28 @@ async def feedback_batch(
     except ValidationError as exc:
         raise body_problem(exc) from exc
 
-    async def handle(db: pg.Db, key: KeyRecord) -> tuple[str, bool]:
-        stored, received = await service.upsert_feedback(db, source, valid, privacy=caller.privacy)
+    async def handle(db: pg.Db, key: KeyRecord, *, one_by_one: bool = False) -> tuple[str, bool]:
+        if one_by_one:
+            stored, received = await service.upsert_one_by_one(db, source, valid, privacy=caller.privacy)
+        else:
+            stored, received = await service.upsert_feedback(db, source, valid, privacy=caller.privacy)
         ordered = [stored.get(i) or results[i] for i in range(total)]
         return await service.finish_batch(  # events, imports row and the key: one statement
             db, key, "feedback", ordered, received, subject_prefix=settings.events_subject_prefix
         )
 
     key = KeyRecord(caller.tenant_id, caller.partner_id, idempotency_key, fingerprint("feedback:batch", raw), 200)
-    response = await run_idempotent_storing(
-        pg.pg_pool(request), key, handle, stored=caller.stored_answer(idempotency_key)
-    )
+    stored_answer = caller.stored_answer(idempotency_key)
+    try:
+        response = await run_idempotent_storing(pg.pg_pool(request), key, handle, stored=stored_answer)
+    except Exception as exc:
+        if not pg.refused_value(exc):
+            raise
+        # A value Postgres refused that no validation foresaw: the whole transaction is gone, so the request runs
+        # again record by record, and only the records Postgres refuses are rejected.
+        log.warning("batch_retried_by_record", error=str(exc).splitlines()[0][:300] if str(exc) else "")
+        careful = functools.partial(handle, one_by_one=True)
+        response = await run_idempotent_storing(pg.pg_pool(request), key, careful, stored=stored_answer)
     wake_worker(runtime)
     return response
 

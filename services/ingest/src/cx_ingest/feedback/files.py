@@ -28,7 +28,7 @@ from cx_ingest.feedback.records import Source, validate_records
 from cx_ingest.feedback.schemas import RecordResult
 from cx_ingest.partners.mapping import valid_target
 from cx_ingest.partners.models import Partner
-from cx_ingest.pg import SessionDb
+from cx_ingest.pg import SessionDb, refused_value
 
 log = get_logger(__name__)
 
@@ -157,12 +157,6 @@ class _SupersededError(Exception):
     """Another runner (a second replica resuming the same import) committed this chunk first."""
 
 
-def _is_data_error(exc: BaseException) -> bool:
-    """Postgres refused a value (SQLSTATE class 22, data exception; 23, integrity): a row's fault, not the chunk's."""
-    code = getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(exc, "sqlstate", None)
-    return isinstance(code, str) and code[:2] in ("22", "23")
-
-
 async def process_import(sessions: async_sessionmaker[AsyncSession], import_id: uuid.UUID, subject_prefix: str) -> None:
     async with sessions() as session:
         batch = await session.get(ImportBatch, import_id)
@@ -252,7 +246,7 @@ class _ChunkWriter:
         try:
             await self._commit(rows, present, valid, rejected, one_by_one=False)
         except Exception as exc:
-            if not _is_data_error(exc):
+            if not refused_value(exc):
                 raise
             # One row Postgres refused (a value no validation foresaw): store the rows one by one, so that only
             # it goes to the error report and the import goes on.
@@ -289,7 +283,7 @@ class _ChunkWriter:
                                 )
                             )
                     except Exception as exc:
-                        if not _is_data_error(exc):
+                        if not refused_value(exc):
                             raise
                         stored[item[0]] = RecordResult(
                             index=item[0],

@@ -21,7 +21,7 @@ from cx_ingest.feedback.models import FeedbackItem, ImportBatch, ImportError_
 from cx_ingest.feedback.records import Source, build_row
 from cx_ingest.feedback.schemas import RESULTS_JSON, FeedbackIn, RecordResult
 from cx_ingest.outbox_bulk import NOTIFY_IF_STAGED, STAGE_ONE_GROUP, Encoded, add_events, one_group_params
-from cx_ingest.pg import Db, Sql
+from cx_ingest.pg import Db, Sql, refused_value
 from cx_ingest.privacy.service import TenantPrivacy, load_privacy
 
 SOURCE = "ingest"
@@ -61,12 +61,7 @@ async def upsert_feedback(
     rows: list[tuple[int, str, dict[str, Any]]] = []
     for index, item in valid:
         if item.external_id in first_index:
-            results[index] = RecordResult(
-                index=index,
-                external_id=item.external_id,
-                status="duplicate",
-                reason=f"external_id repeats record {first_index[item.external_id]} of this batch",
-            )
+            results[index] = _repeat(index, item.external_id, first_index[item.external_id])
             continue
         first_index[item.external_id] = index
         rows.append((index, item.external_id, build_row(source, item, privacy, now)))
@@ -119,6 +114,50 @@ async def upsert_feedback(
         if result.status == "duplicate" and result.id is None and result.external_id in first_index:
             result.id = results[first_index[result.external_id]].id
     return results, events
+
+
+async def upsert_one_by_one(
+    db: Db, source: Source, valid: Sequence[tuple[int, FeedbackIn]], *, privacy: TenantPrivacy | None = None
+) -> tuple[dict[int, RecordResult], list[Encoded]]:
+    """`upsert_feedback` record by record, each in its own savepoint: a record Postgres refuses is rejected with
+    its reason and the others are stored. The slow path, for a batch whose one statement was refused."""
+    if privacy is None and valid:
+        privacy = await load_privacy(db, source.tenant_id)
+    results: dict[int, RecordResult] = {}
+    events: list[Encoded] = []
+    first_index: dict[str, int] = {}
+    for index, item in valid:
+        if (first := first_index.get(item.external_id)) is not None:
+            results[index] = _repeat(index, item.external_id, first, results[first].id)
+            continue
+        first_index[item.external_id] = index
+        try:
+            async with db.savepoint():
+                stored, received = await upsert_feedback(db, source, [(index, item)], privacy=privacy)
+        except Exception as exc:
+            if not refused_value(exc):
+                raise
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200] or exc.__class__.__name__
+            results[index] = RecordResult(
+                index=index,
+                external_id=item.external_id,
+                status="rejected",
+                reason=f"record: could not be stored ({reason})",
+            )
+            continue
+        results.update(stored)
+        events.extend(received)
+    return results, events
+
+
+def _repeat(index: int, external_id: str, first: int, first_id: uuid.UUID | None = None) -> RecordResult:
+    return RecordResult(
+        index=index,
+        external_id=external_id,
+        status="duplicate",
+        id=first_id,
+        reason=f"external_id repeats record {first} of this batch",
+    )
 
 
 _IMPORT_ROW = (
