@@ -25,7 +25,6 @@ from cx_common.logging import get_logger
 from cx_ingest.feedback import service
 from cx_ingest.feedback.models import ImportBatch, ImportError_
 from cx_ingest.feedback.records import Source, validate_records
-from cx_ingest.feedback.schemas import RecordResult
 from cx_ingest.partners.mapping import valid_target
 from cx_ingest.partners.models import Partner
 from cx_ingest.pg import SessionDb, refused_value
@@ -272,27 +271,9 @@ class _ChunkWriter:
             if committed != self.done:
                 raise _SupersededError
             db = SessionDb(session)
-            if one_by_one:
-                stored = {}
-                for item in valid:
-                    try:
-                        async with session.begin_nested():
-                            stored.update(
-                                await service.store_feedback(
-                                    db, self.source, [item], subject_prefix=self.subject_prefix
-                                )
-                            )
-                    except Exception as exc:
-                        if not refused_value(exc):
-                            raise
-                        stored[item[0]] = RecordResult(
-                            index=item[0],
-                            external_id=item[1].external_id,
-                            status="rejected",
-                            reason=f"record: could not be stored ({_first_line(exc)})",
-                        )
-            else:
-                stored = await service.store_feedback(db, self.source, valid, subject_prefix=self.subject_prefix)
+            stored = await service.store_feedback(
+                db, self.source, valid, subject_prefix=self.subject_prefix, one_by_one=one_by_one
+            )
             results = {**rejected, **stored}
             counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
             errors = []
@@ -322,11 +303,6 @@ class _ChunkWriter:
                     rejected=ImportBatch.rejected + counts["rejected"],
                 )
             )
-
-
-def _first_line(exc: BaseException) -> str:
-    message = str(getattr(exc, "orig", None) or exc)
-    return message.splitlines()[0][:200] if message else exc.__class__.__name__
 
 
 async def resumable_imports(sessions: async_sessionmaker[AsyncSession]) -> list[uuid.UUID]:

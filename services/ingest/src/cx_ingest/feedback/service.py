@@ -37,11 +37,13 @@ async def store_feedback(
     *,
     subject_prefix: str,
     privacy: TenantPrivacy | None = None,
+    one_by_one: bool = False,
 ) -> dict[int, RecordResult]:
     """Upsert by (tenant, source, external_id): new -> created, changed content -> updated (re-analysed),
     identical content -> duplicate. Emits feedback.received for created and updated items. `privacy`: the tenant's
-    PII settings when the caller has them already (read here otherwise)."""
-    results, payloads = await upsert_feedback(db, source, valid, privacy=privacy)
+    PII settings when the caller has them already (read here otherwise). `one_by_one`: `upsert_one_by_one`."""
+    upsert_rows = upsert_one_by_one if one_by_one else upsert_feedback
+    results, payloads = await upsert_rows(db, source, valid, privacy=privacy)
     events = [(source.tenant_id, RECEIVED, payload) for payload in payloads]
     await add_events(db, events, source=SOURCE, subject_prefix=subject_prefix)
     return results
