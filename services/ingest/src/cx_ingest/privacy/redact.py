@@ -1,10 +1,14 @@
 """PII redaction, run before any text is stored for analysis or sent to NLP.
 
 Built-in detectors (in this order, so a longer, more specific match wins over a shorter one):
-e-mail, mainland resident ID card (18 digits, ISO 7064 MOD 11-2 checksum), bank card (13-19 digits, Luhn),
-CN mobile (+86 optional, 1[3-9]x), international numbers (+country code), CN landline (0 + area code + 7-8 digits).
+e-mail, mainland resident ID card (18 digits, ISO 7064 MOD 11-2 checksum), CN mobile with its +86/0086 prefix (before
+bank cards: those digits can pass Luhn), bank card (13-19 digits, Luhn), CN mobile (+86 optional, 1[3-9]x),
+international numbers (+country code), CN landline (0 + area code + 7-8 digits).
 Checksums keep order numbers and other long digit runs that are not card/ID numbers intact.
-Tenant patterns run last with the `regex` module and a per-call timeout, so a pathological pattern cannot hang ingest.
+The number detectors see full-width forms (１３８, ＋８６, Ｘ, as Chinese input methods type them) as their ASCII
+equivalents; the replacement covers the original characters.
+Tenant patterns run last with the `regex` module and a per-call timeout, so a pathological pattern cannot hang ingest;
+their replacement is literal text (no group references or backslash escapes).
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ ID_CARD = re.compile(
     r"(?<![0-9A-Za-z])\d{6}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![0-9A-Za-z])"
 )
 BANK_CARD = re.compile(r"(?<![\d\-])\d(?:[ \-]?\d){12,18}(?![\d\-])")
-CN_MOBILE = re.compile(r"(?<![\d+])(?:(?:\+|00)86[\s\-]?)?1[3-9]\d(?:[\s\-]?\d{4}){2}(?!\d)")
+_CN_MOBILE = r"1[3-9]\d(?:[\s\-]?\d{4}){2}(?!\d)"
+CN_MOBILE_INTL = re.compile(r"(?<![\d+])(?:\+|00)86[\s\-]?" + _CN_MOBILE)
+CN_MOBILE = re.compile(r"(?<![\d+])(?:(?:\+|00)86[\s\-]?)?" + _CN_MOBILE)
 INTL_PHONE = re.compile(r"(?<![\w+])(?:\+|00)[1-9]\d{0,2}(?:[\s\-.]?\(?\d{1,4}\)?){2,5}(?!\d)")
 CN_LANDLINE = re.compile(r"(?<!\d)(?:\(0\d{2,3}\)|0\d{2,3})[\s\-]?[2-9]\d{6,7}(?:-\d{1,5})?(?!\d)")
 
@@ -73,6 +79,7 @@ class Detector:
 BUILTIN: tuple[Detector, ...] = (
     Detector("email", "[EMAIL]", EMAIL, needs_char="@"),
     Detector("id_card", "[ID_CARD]", ID_CARD, id_card_valid, min_digits=17),
+    Detector("phone", "[PHONE]", CN_MOBILE_INTL, min_digits=13),
     Detector("bank_card", "[BANK_CARD]", BANK_CARD, lambda s: luhn_valid(_digits(s)), min_digits=13),
     Detector("phone", "[PHONE]", CN_MOBILE, min_digits=11),
     Detector("phone", "[PHONE]", INTL_PHONE, _intl_ok, min_digits=8),
@@ -83,6 +90,15 @@ _DIGIT = re.compile(r"\d")
 # fullwidth punctuation do not (tests/test_redact.py checks the first against every code point).
 _MAYBE_NON_ASCII_DIGIT = re.compile("[\u0660-\u2fff\ua000-\ufeff\uff10-\uff19\U00010000-\U0010ffff]")
 _ASCII_DIGITS = b"0123456789"
+# Full-width forms U+FF01-FF5E -> ASCII U+0021-007E: one code point each, so offsets in the folded text are the
+# original's.
+_FOLD = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
+_FULLWIDTH = re.compile("[\uff01-\uff5e]")
+
+
+def fold_fullwidth(text: str) -> str:
+    """`text` with full-width ASCII forms folded to ASCII: what the number detectors see."""
+    return text.translate(_FOLD)
 
 
 def digit_count(text: str) -> int:
@@ -96,14 +112,15 @@ def digit_count(text: str) -> int:
 
 assert not any(digit_count(det.replacement) for det in BUILTIN), "redact_into counts the digits a replacement removes"
 _MIN_DIGITS = min(det.min_digits for det in BUILTIN if det.min_digits)
-# Every character a digit detector's pattern can match is in this class, so each of their matches lies inside one
-# maximal run of such characters (8 = the shortest possible match). The patterns are tried only on those runs —
-# `finditer(text, start, end + 1)`: lookbehinds still see the character before the run, lookaheads the one after it —
-# which finds exactly the matches of a scan of the whole text, at a fraction of the cost on long feedback.
-_RUN = re.compile(r"[\d\s+\-.()xX]{8,}")
+# Every character a digit detector's pattern can match in the folded text is in this class (with the full-width forms
+# that fold to its ASCII characters), so each of their matches lies inside one maximal run of such characters (8 = the
+# shortest possible match). The patterns are tried only on those runs — `finditer(text, start, end + 1)`: lookbehinds
+# still see the character before the run, lookaheads the one after it — which finds exactly the matches of a scan of
+# the whole folded text, at a fraction of the cost on long feedback.
+_RUN = re.compile(r"[\d\s+\-.()xX＋－．（）Ｘｘ]{8,}")
 
 
-_RUN_PUNCTUATION = frozenset("+-.()xX")
+_RUN_PUNCTUATION = frozenset("+-.()xX＋－．（）Ｘｘ")
 
 
 def _in_run(ch: str) -> bool:
@@ -132,11 +149,34 @@ def _number_runs(text: str) -> list[tuple[int, int, int]]:
     return runs
 
 
+# Where a detector's pattern is tried: (text to search, its offset in the redacted text, pos, endpos).
+Window = tuple[str, int, int, int]
+
+
+def _number_windows(text: str) -> list[tuple[int, Window]]:
+    """(digits, window) of each run of `_number_runs`. A run (or a neighbour its lookarounds see) with a full-width
+    character is searched in a folded copy of just that stretch: no second pass over (or copy of) the whole text."""
+    may_fold = not text.isascii()
+    windows: list[tuple[int, Window]] = []
+    for start, end, digits in _number_runs(text):
+        lo = start - 1 if start else 0
+        if may_fold and _FULLWIDTH.search(text, lo, end + 1):
+            windows.append((digits, (text[lo : end + 1].translate(_FOLD), lo, start - lo, end + 1 - lo)))
+        else:
+            windows.append((digits, (text, 0, start, end + 1)))
+    return windows
+
+
 @dataclass(frozen=True)
 class CustomPattern:
     name: str
     pattern: regex.Pattern[str]
-    replacement: str
+    replacement: str  # literal text
+
+    def subn(self, text: str) -> tuple[str, int]:
+        # A function, not a template: \1, \g<x> or C:\x in a replacement are text, never group references or escapes.
+        result: tuple[str, int] = self.pattern.subn(lambda _: self.replacement, text, timeout=PATTERN_TIMEOUT_S)
+        return result
 
 
 @dataclass
@@ -149,16 +189,37 @@ class PatternError(ValueError):
     pass
 
 
+_REPEAT = re.compile(r"\{(\d+)(?:,(\d*))?\}")
+MAX_REPEATS = 100_000  # the product of a pattern's repeat counts: nested {1000}s exhaust memory when compiled
+
+
+def _repeat_product(pattern: str) -> int:
+    """An upper bound of how far a pattern's counted repeats multiply (as if every one were nested in the last)."""
+    product = 1
+    for low, high in _REPEAT.findall(pattern):
+        product *= max(int(low), int(high) if high else 1, 1)
+        if product > MAX_REPEATS:
+            break
+    return product
+
+
 def compile_custom(items: Iterable[dict[str, str]]) -> list[CustomPattern]:
-    """Compile tenant patterns; raises PatternError naming the bad one."""
+    """Compile tenant patterns; raises PatternError naming the bad one (and its field)."""
     compiled = []
     for i, item in enumerate(items):
+        field_name = f"custom_patterns.{i}.pattern"
+        if _repeat_product(item["pattern"]) > MAX_REPEATS:
+            raise PatternError(f"{field_name}: its counted repeats ({{n}}) multiply beyond {MAX_REPEATS:,}")
         try:
             pattern = regex.compile(item["pattern"])
-        except regex.error as exc:
-            raise PatternError(f"custom_patterns.{i}.pattern: {exc}") from exc
-        if pattern.search("", timeout=PATTERN_TIMEOUT_S) is not None:
-            raise PatternError(f"custom_patterns.{i}.pattern: matches the empty string")
+        except (regex.error, ValueError) as exc:  # ValueError: incompatible flags, e.g. "(?a)(?u)"
+            raise PatternError(f"{field_name}: {exc}") from exc
+        try:
+            empty = pattern.search("", timeout=PATTERN_TIMEOUT_S)
+        except TimeoutError as exc:  # e.g. "(?R)?^": it would time out on every text
+            raise PatternError(f"{field_name}: does not finish on the empty string") from exc
+        if empty is not None:
+            raise PatternError(f"{field_name}: matches the empty string")
         replacement = item.get("replacement") or f"[{item['name'].upper()}]"
         compiled.append(CustomPattern(item["name"], pattern, replacement))
     return compiled
@@ -202,24 +263,25 @@ class Redactor:
         if digits < _MIN_DIGITS and "@" not in text and not self.custom:
             return text  # most feedback: no "@" and fewer digits than the shortest number detector needs
         out = text
-        runs: list[tuple[int, int, int]] | None = None  # (start, end, digits) of the candidate runs of `out`
+        runs: list[tuple[int, Window]] | None = None  # (digits, window) of the candidate runs of `out`
         for det in BUILTIN:
             if digits < det.min_digits or (det.needs_char and det.needs_char not in out):
                 continue
-            if not det.min_digits:  # e-mail: only around each "@"
-                replaced, removed = self._replace(det, out, _email_windows(out), counts)
+            if not det.min_digits:  # e-mail: only around each "@", in the text as it is
+                windows = [(out, 0, lo, hi) for lo, hi in _email_windows(out)]
+                replaced, removed = self._replace(det, out, windows, counts)
             else:
                 if runs is None:
-                    runs = _number_runs(out)
-                spans = [(start, end + 1) for start, end, n in runs if n >= det.min_digits]
-                replaced, removed = self._replace(det, out, spans, counts) if spans else (out, 0)
+                    runs = _number_windows(out)
+                windows = [window for n, window in runs if n >= det.min_digits]
+                replaced, removed = self._replace(det, out, windows, counts) if windows else (out, 0)
             if replaced is not out:
                 # The replacements hold no digit: the text now has `removed` digits fewer, so the detectors left
                 # are skipped without a new scan once too few remain (usually: the one phone number is gone).
                 out, runs, digits = replaced, None, digits - removed
         for cp in self.custom:
             try:
-                out, n = cp.pattern.subn(cp.replacement, out, timeout=PATTERN_TIMEOUT_S)
+                out, n = cp.subn(out)
             except TimeoutError:
                 # Fail closed: a pattern that cannot finish on this text hides the whole text from analysis.
                 out, n = f"[{cp.name.upper()}_TIMEOUT]", 1
@@ -228,18 +290,18 @@ class Redactor:
         return out
 
     @staticmethod
-    def _replace(det: Detector, text: str, spans: list[tuple[int, int]], counts: dict[str, int]) -> tuple[str, int]:
-        """(`text` with the detector's (checked) matches inside `spans` replaced, the same object when none; the
+    def _replace(det: Detector, text: str, windows: list[Window], counts: dict[str, int]) -> tuple[str, int]:
+        """(`text` with the detector's (checked) matches inside `windows` replaced, the same object when none; the
         number of digits the replaced matches held)."""
         pieces: list[str] = []
         last = removed = 0
-        for start, end in spans:
-            for m in det.pattern.finditer(text, start, end):
+        for view, offset, pos, endpos in windows:
+            for m in det.pattern.finditer(view, pos, endpos):
                 found = m.group(0)
                 if det.check is not None and not det.check(found):
                     continue
-                pieces += (text[last : m.start()], det.replacement)
-                last = m.end()
+                pieces += (text[last : offset + m.start()], det.replacement)
+                last = offset + m.end()
                 removed += digit_count(found)
                 counts[det.name] = counts.get(det.name, 0) + 1
         if not pieces:

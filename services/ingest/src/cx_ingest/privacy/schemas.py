@@ -8,7 +8,11 @@ NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 class CustomPatternIn(BaseModel):
     name: str = Field(pattern=NAME.pattern, description="lower_snake_case; counted under this name")
     pattern: str = Field(min_length=1, max_length=500, description="A regular expression (Python `regex` syntax)")
-    replacement: str | None = Field(default=None, max_length=100, description="Defaults to [NAME]")
+    replacement: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Literal text for each match (`\\1` is text, not a group reference); defaults to [NAME]",
+    )
 
 
 class PrivacySettingsIn(BaseModel):
