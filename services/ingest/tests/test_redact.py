@@ -251,6 +251,8 @@ def test_fast_scan_and_tenant_patterns_match_the_plain_algorithm():
         ("(?a)(?u)x", "mutually incompatible"),  # a ValueError, not regex.error
         ("(?R)?^", "does not finish on the empty string"),  # the empty-string probe times out
         ("(?:(?:a{1000}){1000}){1000}", "multiply beyond"),  # compiling it would exhaust memory
+        (r"(?<=\b)", "matches the empty string"),  # zero-width: would insert the replacement at every boundary
+        (r"\d*(?=,)", "matches the empty string"),
     ],
 )
 def test_bad_patterns_are_refused_when_compiled(pattern: str, message: str):

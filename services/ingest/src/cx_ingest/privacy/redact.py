@@ -203,6 +203,17 @@ def _repeat_product(pattern: str) -> int:
     return product
 
 
+_PROBE = "Ab 12, 中文。x@y.cn\n"  # word boundaries, digits, Han, punctuation, a line end
+
+
+def _matches_nothing_somewhere(pattern: regex.Pattern[str]) -> bool:
+    """A zero-width match (e.g. `(?<=\\b)`): the replacement would be inserted between characters everywhere."""
+    try:
+        return any(m.start() == m.end() for m in pattern.finditer(_PROBE, timeout=PATTERN_TIMEOUT_S))
+    except TimeoutError:
+        return False  # the empty-string probe already refuses patterns that never finish
+
+
 def compile_custom(items: Iterable[dict[str, str]]) -> list[CustomPattern]:
     """Compile tenant patterns; raises PatternError naming the bad one (and its field)."""
     compiled = []
@@ -218,7 +229,7 @@ def compile_custom(items: Iterable[dict[str, str]]) -> list[CustomPattern]:
             empty = pattern.search("", timeout=PATTERN_TIMEOUT_S)
         except TimeoutError as exc:  # e.g. "(?R)?^": it would time out on every text
             raise PatternError(f"{field_name}: does not finish on the empty string") from exc
-        if empty is not None:
+        if empty is not None or _matches_nothing_somewhere(pattern):
             raise PatternError(f"{field_name}: matches the empty string")
         replacement = item.get("replacement") or f"[{item['name'].upper()}]"
         compiled.append(CustomPattern(item["name"], pattern, replacement))
