@@ -216,6 +216,11 @@ def test_cn_mobile_with_country_prefix_is_one_phone_number():
 LITERAL_REPLACEMENTS = [r"[VIP\d]", r"\1", r"\g<x>", r"\g<0>", r"C:\x", "\\", r"\n", r"a\\b", "$1", "{0}", "[会员]"]
 
 
+def test_stored_patterns_saved_before_a_check_existed_still_compile():
+    (stored,) = compile_custom([{"name": "gap", "pattern": r"(?<=\b)"}], strict=False)
+    assert stored.subn("ab") == ("[GAP]ab[GAP]", 2)  # what it did when it was saved
+
+
 def test_ordinary_counted_repeats_are_allowed():
     assert [cp.name for cp in compile_custom([{"name": "member", "pattern": r"[A-Z]{2}\d{6,10}-\d{4}"}])] == ["member"]
 

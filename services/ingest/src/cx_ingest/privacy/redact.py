@@ -214,26 +214,38 @@ def _matches_nothing_somewhere(pattern: regex.Pattern[str]) -> bool:
         return False  # the empty-string probe already refuses patterns that never finish
 
 
-def compile_custom(items: Iterable[dict[str, str]]) -> list[CustomPattern]:
-    """Compile tenant patterns; raises PatternError naming the bad one (and its field)."""
+def compile_custom(items: Iterable[dict[str, str]], *, strict: bool = True) -> list[CustomPattern]:
+    """Compile tenant patterns; raises PatternError naming the bad one (and its field). `strict` (when settings are
+    saved): also refuse what compiles but cannot redact sensibly. Stored settings are compiled with strict=False:
+    a pattern saved before a check existed keeps redacting rather than stopping every ingest of its tenant."""
     compiled = []
     for i, item in enumerate(items):
         field_name = f"custom_patterns.{i}.pattern"
-        if _repeat_product(item["pattern"]) > MAX_REPEATS:
-            raise PatternError(f"{field_name}: its counted repeats ({{n}}) multiply beyond {MAX_REPEATS:,}")
+        if strict:
+            _check_before_compiling(field_name, item["pattern"])
         try:
             pattern = regex.compile(item["pattern"])
         except (regex.error, ValueError) as exc:  # ValueError: incompatible flags, e.g. "(?a)(?u)"
             raise PatternError(f"{field_name}: {exc}") from exc
-        try:
-            empty = pattern.search("", timeout=PATTERN_TIMEOUT_S)
-        except TimeoutError as exc:  # e.g. "(?R)?^": it would time out on every text
-            raise PatternError(f"{field_name}: does not finish on the empty string") from exc
-        if empty is not None or _matches_nothing_somewhere(pattern):
-            raise PatternError(f"{field_name}: matches the empty string")
+        if strict:
+            _check_compiled(field_name, pattern)
         replacement = item.get("replacement") or f"[{item['name'].upper()}]"
         compiled.append(CustomPattern(item["name"], pattern, replacement))
     return compiled
+
+
+def _check_before_compiling(field_name: str, pattern: str) -> None:
+    if _repeat_product(pattern) > MAX_REPEATS:
+        raise PatternError(f"{field_name}: its counted repeats ({{n}}) multiply beyond {MAX_REPEATS:,}")
+
+
+def _check_compiled(field_name: str, pattern: regex.Pattern[str]) -> None:
+    try:
+        empty = pattern.search("", timeout=PATTERN_TIMEOUT_S)
+    except TimeoutError as exc:  # e.g. "(?R)?^": it would time out on every text
+        raise PatternError(f"{field_name}: does not finish on the empty string") from exc
+    if empty is not None or _matches_nothing_somewhere(pattern):
+        raise PatternError(f"{field_name}: matches the empty string")
 
 
 _LOCAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")

@@ -47,7 +47,7 @@ DEFAULT = TenantPrivacy(keep_raw=False, redactor=Redactor())
 @lru_cache(maxsize=1024)
 def _redactor(patterns_json: str) -> Redactor:
     """Compiled tenant patterns, by their JSON text: compiled once per process, not per request."""
-    return Redactor(compile_custom(json.loads(patterns_json)))
+    return Redactor(compile_custom(json.loads(patterns_json), strict=False))
 
 
 def privacy_of(keep_raw: bool | None, patterns_json: str | None) -> TenantPrivacy:
