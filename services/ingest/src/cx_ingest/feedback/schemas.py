@@ -25,8 +25,13 @@ def _storable(value: dt.datetime) -> dt.datetime:
     return value
 
 
-StorableAwareDatetime = Annotated[AwareDatetime, AfterValidator(_storable)]
-StorableDatetime = Annotated[dt.datetime, AfterValidator(_storable)]
+# Bounds checked by pydantic-core itself (no Python call per record on the partner hot path): an instant a day
+# inside the years 1-9999 in UTC, so every offset converts.
+StorableAwareDatetime = Annotated[
+    AwareDatetime,
+    Field(gt=dt.datetime(1, 1, 2, tzinfo=dt.UTC), lt=dt.datetime(9999, 12, 30, tzinfo=dt.UTC)),
+]
+StorableDatetime = Annotated[dt.datetime, AfterValidator(_storable)]  # naive allowed (read as UTC)
 
 
 class TurnIn(BaseModel):
