@@ -1,8 +1,10 @@
 """Exactly-once analysis when a worker dies mid-batch or loses its lease; nothing lost while NLP is down."""
 
 import asyncio
+import types
 import uuid
 
+import grpc
 import pytest
 
 from cx.events.v1 import events_pb2
@@ -182,3 +184,166 @@ async def test_sigkilled_service_process_mid_batch(ingest, nlp_server, cx_nats_u
         await exactly_once(ingest, 5)
     finally:
         await channel.close()
+
+
+# -- NLP that fails on some texts: the real adapter behind a servicer that injects INTERNAL or a hang --------------
+
+
+class PoisonedNlp(nlp_pb2_grpc.NlpServiceServicer):
+    """Forwards to the real NLP adapter, except Analyze calls carrying a text with `poison` (every call once
+    `everything` is set): answered with `code` at once, or left hanging past the caller's deadline (`hang`)."""
+
+    def __init__(self, upstream: str, poison: str, code: grpc.StatusCode = grpc.StatusCode.INTERNAL) -> None:
+        self.channel = insecure_channel(upstream)
+        self.upstream = nlp_pb2_grpc.NlpServiceStub(self.channel)
+        self.poison, self.code = poison, code
+        self.hang = False
+        self.everything = False
+
+    async def Analyze(self, request, context):
+        if self.everything or any(self.poison in item.text for item in request.items):
+            if self.hang:
+                await asyncio.sleep((context.time_remaining() or 0) + 1)
+            await context.abort(self.code, "the model crashed on this text")
+        return await self._forward(self.upstream.Analyze, request, context)
+
+    async def Embed(self, request, context):
+        return await self._forward(self.upstream.Embed, request, context)
+
+    async def RegisterCodebook(self, request, context):
+        return await self._forward(self.upstream.RegisterCodebook, request, context)
+
+    @staticmethod
+    async def _forward(method, request, context):
+        try:
+            return await method(request, timeout=context.time_remaining())
+        except grpc.aio.AioRpcError as exc:
+            await context.abort(exc.code(), exc.details())
+
+
+@pytest.fixture
+async def poisoned(nlp_server):
+    """(servicer, target) of a PoisonedNlp in front of the real adapter; texts containing "POISON" fail."""
+    servicer = PoisonedNlp(nlp_server.target, "POISON")
+    server = grpc.aio.server()
+    nlp_pb2_grpc.add_NlpServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield servicer, types.SimpleNamespace(target=f"127.0.0.1:{port}")
+    await server.stop(grace=None)
+    await servicer.channel.close()
+
+
+async def push_texts(ingest, key, texts: list[str]) -> None:
+    items = [{"external_id": str(i), "text": t} for i, t in enumerate(texts)]
+    response = await ingest.client.post("/v1/feedback:batch", json={"items": items}, headers=ingest.key(key))
+    assert response.json()["counts"]["accepted"] == len(texts)
+
+
+async def settle(ingest, workers) -> dict[str, dict]:
+    """Run the workers (concurrently, like lanes of several processes) until every item is done or failed."""
+
+    async def settled():
+        await asyncio.gather(*(w.run_once() for w in workers))
+        rows = await ingest.sql(
+            "SELECT external_id, analysis_state, attempts, analysis_count, last_error FROM feedback_items"
+        )
+        return all(r["analysis_state"] in ("done", "failed") for r in rows) and {r["external_id"]: r for r in rows}
+
+    return await eventually(settled, 60, what="items did not settle")
+
+
+async def test_an_item_that_makes_nlp_crash_fails_alone_and_the_breaker_stays_closed(ingest, poisoned):
+    """NLP answers INTERNAL for a whole call because of one text: the batch is bisected (NLP analyses a canary
+    text, so it is not down), the poison item is charged an attempt per claim and ends `failed` with NLP's reason,
+    its batch-mates are analysed once, and the breaker never counts a failure."""
+    _, target = poisoned
+    tenant = uuid.uuid4()
+    _, key = await ingest.partner(tenant)
+    await push_texts(ingest, key, ["配送太慢", "店员态度很好", "POISON 价格一般", "停车太难", "很满意"])
+    worker, channel = worker_on(ingest, target)
+    failures = 0
+    breaker_failure = worker.breaker.failure
+
+    def counted_failure() -> None:
+        nonlocal failures
+        failures += 1
+        breaker_failure()
+
+    worker.breaker.failure = counted_failure
+    try:
+        rows = await settle(ingest, [worker])
+    finally:
+        await channel.close()
+    bad = rows.pop("2")
+    assert (bad["analysis_state"], bad["attempts"]) == ("failed", ingest.settings.analysis_max_attempts)
+    assert bad["last_error"].startswith("INTERNAL: the model crashed on this text")
+    assert {(r["analysis_state"], r["attempts"], r["analysis_count"]) for r in rows.values()} == {("done", 1, 1)}
+    assert failures == 0 and worker.breaker.state == "closed"
+    events = await ingest.sql("SELECT count(*) AS n FROM outbox WHERE event_type = 'feedback.analyzed'")
+    assert events[0]["n"] == 4
+
+
+async def test_nlp_crashing_on_every_call_is_an_outage_not_the_items_fault(ingest, poisoned):
+    """Every Analyze answers INTERNAL, the canary's too: NLP is broken, not the items. Nothing is bisected or
+    charged an attempt, and the breaker opens after its threshold of claims."""
+    servicer, target = poisoned
+    servicer.everything = True
+    tenant = uuid.uuid4()
+    _, key = await ingest.partner(tenant)
+    await push_texts(ingest, key, [f"反馈{i}" for i in range(4)])
+    worker, channel = worker_on(ingest, target)
+    try:
+        for _ in range(ingest.settings.breaker_failure_threshold):
+            await ingest.sql("UPDATE feedback_items SET next_attempt_at = now()")  # no backoff wait
+            assert await worker.run_once() == 4
+    finally:
+        await channel.close()
+    assert worker.breaker.state == "open"
+    rows = await ingest.sql("SELECT analysis_state, attempts, last_error FROM feedback_items")
+    assert {(r["analysis_state"], r["attempts"]) for r in rows} == {("pending", 0)}
+    assert all(r["last_error"].startswith("INTERNAL") for r in rows)
+
+
+async def test_an_item_that_always_times_out_fails_alone_and_the_lease_is_kept_while_bisecting(ingest, poisoned):
+    """NLP never answers a call carrying one text (DEADLINE_EXCEEDED): the canary shows NLP is up, so the batch
+    is bisected; once the item is alone it is charged. Isolating it takes longer than the lease, which the worker
+    renews before each call: a second worker polling all along never takes an item over (each is claimed once)."""
+    servicer, target = poisoned
+    servicer.code, servicer.hang = grpc.StatusCode.DEADLINE_EXCEEDED, True
+    settings = ingest.settings.model_copy(
+        update={"analysis_batch_size": 8, "nlp_timeout_s": 0.5, "analysis_lease_s": 1.5, "analysis_max_attempts": 2}
+    )
+    tenant = uuid.uuid4()
+    _, key = await ingest.partner(tenant)
+    await push_texts(ingest, key, ["POISON 配送太慢"] + [f"好评{i}" for i in range(1, 8)])
+    channel = insecure_channel(target.target)
+    stub = nlp_pb2_grpc.NlpServiceStub(channel)
+    sessions = ingest.app.state.runtime.sessions
+    first, second = AnalysisWorker(sessions, settings, stub), AnalysisWorker(sessions, settings, stub)
+    stop = asyncio.Event()
+
+    async def poll() -> None:  # the second worker claims whatever lease has expired
+        while not stop.is_set():
+            await second.run_once()
+            await asyncio.sleep(0.05)
+
+    started = asyncio.get_running_loop().time()
+    bisecting = asyncio.create_task(first.run_once())
+    await eventually(lambda: _equals(processing(ingest), 8))
+    poller = asyncio.create_task(poll())
+    try:
+        assert await bisecting == 8  # 4 calls hang for 0.5 s each: 8 items, 4, 2, then the item alone
+        assert asyncio.get_running_loop().time() - started > settings.analysis_lease_s
+        stop.set()
+        await poller
+        rows = await settle(ingest, [first, second])
+    finally:
+        stop.set()
+        await asyncio.gather(poller, return_exceptions=True)
+        await channel.close()
+    bad = rows.pop("0")
+    assert (bad["analysis_state"], bad["attempts"]) == ("failed", 2)
+    assert bad["last_error"].startswith("DEADLINE_EXCEEDED")
+    assert {(r["analysis_state"], r["attempts"], r["analysis_count"]) for r in rows.values()} == {("done", 1, 1)}
+    assert first.breaker.state == second.breaker.state == "closed"

@@ -5,10 +5,19 @@ Durability: the queue is the `feedback_items` table itself. A worker claims a mi
 `WHERE claim_token = <token>` in the same transaction as the `feedback.analyzed` outbox rows, so:
 - a worker that dies mid-batch leaves rows whose lease expires; another worker re-claims them (new token);
 - a slow worker whose lease was taken over cannot write any more (its token no longer matches);
+- a re-coding backfill that resets an item in flight (token cleared) makes the worker's result go nowhere;
 - hence each item version is stored and announced exactly once, and nothing is skipped.
-An NLP outage (UNAVAILABLE, DEADLINE_EXCEEDED, ...) opens a circuit breaker: claims pause, rows go back to pending
-without using up their attempts, and the backlog drains when NLP is back. Failures caused by the items themselves
-count against `analysis_max_attempts` with exponential backoff; then the item is `failed`.
+Failures are told apart by their status code:
+- NLP down or overloaded (UNAVAILABLE, RESOURCE_EXHAUSTED, ...): the circuit breaker counts a failure (claims pause
+  once it opens), the claim's rows go back to pending without using up their attempts, and the backlog drains when
+  NLP is back;
+- NLP refused the request (INVALID_ARGUMENT, ...): the batch is bisected until the refused items are alone;
+- NLP failed on the request (INTERNAL, UNKNOWN, DEADLINE_EXCEEDED): either an item makes it fail (a poison text) or
+  NLP is broken or overloaded. A known-good canary text decides: when NLP analyses it, the batch is bisected like a
+  refusal; when not, it is an outage. (Half of a bisected batch going through vouches for NLP just as well.)
+An item that fails alone counts against `analysis_max_attempts` with exponential backoff; then it is `failed` with
+NLP's reason. While a batch is being bisected the claim's lease is renewed before every further call, so another
+worker does not take the items over however many calls that takes.
 """
 
 from __future__ import annotations
@@ -18,11 +27,12 @@ import contextlib
 import json
 import uuid
 from collections import defaultdict
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import grpc
 from prometheus_client import Counter, Gauge
-from sqlalchemy import text
+from sqlalchemy import CursorResult, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cx.events.v1 import events_pb2
@@ -41,15 +51,16 @@ log = get_logger(__name__)
 ANALYZED = Counter("cx_ingest_analysis_items_total", "Feedback items through the analysis worker", ["outcome"])
 BREAKER = Gauge("cx_ingest_nlp_breaker_open", "1 while the NLP circuit breaker is open")
 
-TRANSIENT = {
+# NLP is down or overloaded (a connection failure is UNAVAILABLE too): never the items' fault.
+OUTAGE = {
     grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
     grpc.StatusCode.ABORTED,
     grpc.StatusCode.CANCELLED,
-    grpc.StatusCode.UNKNOWN,
-    grpc.StatusCode.INTERNAL,
 }
+# NLP failed while working on the request: an item in it or NLP itself (the canary tells which).
+AMBIGUOUS = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED}
+CANARY_TEXT = "ok"
 SENTIMENT = {
     nlp_pb2.SENTIMENT_NEGATIVE: "negative",
     nlp_pb2.SENTIMENT_NEUTRAL: "neutral",
@@ -94,6 +105,10 @@ _RELEASE = text(
         claim_token = NULL, lease_until = NULL, last_error = :error
     WHERE id = ANY(CAST(:ids AS uuid[])) AND claim_token = :token AND analysis_state = 'processing'
     """
+)
+_RENEW = text(
+    "UPDATE feedback_items SET lease_until = now() + make_interval(secs => :lease) "
+    "WHERE id = ANY(CAST(:ids AS uuid[])) AND claim_token = :token AND analysis_state = 'processing'"
 )
 _STORE = text(
     """
@@ -186,6 +201,43 @@ def analyzed_event(row: dict[str, Any], analysis: dict[str, Any]) -> events_pb2.
     )
 
 
+@dataclass
+class Claim:
+    """One claimed micro-batch while it is being analysed."""
+
+    token: uuid.UUID
+    ids: list[uuid.UUID]
+    calls: int = 0  # NLP calls made for it so far
+    outage: str | None = None  # NLP is down (the reason): the rows not analysed yet go back untouched
+    lost: bool = False  # none of its rows is ours any more
+
+
+@dataclass
+class Target:
+    """What a tenant's items are analysed against: its active codebook version, if any."""
+
+    tenant_id: uuid.UUID
+    active: Any  # (Codebook, CodebookVersion) | None
+
+    @property
+    def codebook_ref(self) -> tuple[str, int] | None:
+        return (str(self.active[0].id), self.active[1].version) if self.active is not None else None
+
+    def request(self, rows: list[dict[str, Any]]) -> nlp_pb2.AnalyzeRequest:
+        request = nlp_pb2.AnalyzeRequest(
+            items=[
+                nlp_pb2.TextInput(id=str(r["id"]), text=analysis_text(r), language_hint=r["language"] or "")
+                for r in rows
+            ]
+        )
+        if self.active is not None:
+            cb, version = self.active
+            request.codebook.CopyFrom(
+                nlp_pb2.CodebookRef(tenant_id=str(self.tenant_id), codebook_id=str(cb.id), version=version.version)
+            )
+        return request
+
+
 class AnalysisWorker:
     def __init__(
         self,
@@ -260,54 +312,127 @@ class AnalysisWorker:
         token, rows = await self.claim()
         if not rows:
             return 0
+        claim = Claim(token, [r["id"] for r in rows])
         by_tenant: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             by_tenant[row["tenant_id"]].append(row)
         for tenant_id, group in by_tenant.items():
-            await self._analyse(tenant_id, token, group)
+            await self._analyse(claim, tenant_id, group)
         return len(rows)
 
-    async def _analyse(self, tenant_id: uuid.UUID, token: uuid.UUID, rows: list[dict[str, Any]]) -> None:
+    async def _analyse(self, claim: Claim, tenant_id: uuid.UUID, rows: list[dict[str, Any]]) -> None:
+        if claim.outage is not None:
+            await self._release(claim.token, rows, transient=True, error=claim.outage)
+            return
         async with self.sessions() as session:
             active = await codebooks.active_version(session, tenant_id)
-        request = nlp_pb2.AnalyzeRequest(
-            items=[
-                nlp_pb2.TextInput(id=str(r["id"]), text=analysis_text(r), language_hint=r["language"] or "")
-                for r in rows
-            ]
-        )
-        codebook_ref: tuple[str, int] | None = None
-        if active is not None:
-            cb, version = active
-            codebook_ref = (str(cb.id), version.version)
-            request.codebook.CopyFrom(
-                nlp_pb2.CodebookRef(tenant_id=str(tenant_id), codebook_id=str(cb.id), version=version.version)
-            )
+        target = Target(tenant_id, active)
+        error = await self._attempt(claim, target, rows)
+        if error is not None:
+            await self._settle(claim, target, rows, error, vouched=False)
+
+    async def _attempt(self, claim: Claim, target: Target, rows: list[dict[str, Any]]) -> grpc.aio.AioRpcError | None:
+        """One Analyze call for `rows`, stored when it succeeds; the call's error otherwise. None as well when the
+        claim was lost meanwhile (another worker or a re-coding backfill has the items now)."""
+        if not await self._keep(claim):
+            return None
+        request = target.request(rows)
         # Embed runs next to Analyze (both are NLP work on the same texts; an Embed failure is not fatal).
         embedding = asyncio.ensure_future(self._embed(request)) if self.settings.analysis_embeddings else None
         try:
-            response = await self._call_analyze(request, active, tenant_id)
+            response = await self._call_analyze(request, target.active, target.tenant_id)
         except BaseException as exc:
             if embedding is not None:
                 embedding.cancel()
-            if not isinstance(exc, grpc.aio.AioRpcError):
-                raise
-            transient = exc.code() in TRANSIENT
-            if transient:
-                self.breaker.failure()
-            elif len(rows) > 1:
-                # The request itself was refused: bisect so one poison item cannot fail its batch-mates.
-                self.breaker.success()
-                middle = len(rows) // 2
-                await self._analyse(tenant_id, token, rows[:middle])
-                await self._analyse(tenant_id, token, rows[middle:])
-                return
-            await self._release(token, rows, transient=transient, error=f"{exc.code().name}: {exc.details()}")
-            log.warning("nlp_analyze_failed", code=exc.code().name, items=len(rows), breaker=self.breaker.state)
-            return
+            if isinstance(exc, grpc.aio.AioRpcError):
+                return exc
+            raise
         self.breaker.success()
         embeddings = await embedding if embedding is not None else {}
-        await self._store(token, rows, response, codebook_ref, embeddings)
+        await self._store(claim.token, rows, response, target.codebook_ref, embeddings)
+        return None
+
+    async def _settle(
+        self,
+        claim: Claim,
+        target: Target,
+        rows: list[dict[str, Any]],
+        error: grpc.aio.AioRpcError,
+        *,
+        vouched: bool,
+    ) -> None:
+        """`rows` failed together with `error`: an outage gives them back; otherwise the items that cause it are
+        isolated (bisecting) and charged an attempt. `vouched`: NLP is known to work (its answer proved it)."""
+        code, reason = error.code(), f"{error.code().name}: {error.details()}"
+        if claim.outage is not None:
+            await self._release(claim.token, rows, transient=True, error=claim.outage)
+            return
+        outage = code in OUTAGE
+        if code in AMBIGUOUS and not vouched:
+            outage = not await self._nlp_works(claim, target)
+        elif code not in AMBIGUOUS and not outage:
+            self.breaker.success()  # NLP answered: it refused these items
+        if claim.lost:
+            return
+        if outage:
+            await self._outage(claim, rows, reason)
+        elif len(rows) > 1:
+            await self._bisect(claim, target, rows)
+        else:
+            await self._release(claim.token, rows, transient=False, error=reason)
+            log.warning("nlp_item_failed", code=code.name, item=str(rows[0]["id"]), attempts=rows[0]["attempts"])
+
+    async def _bisect(self, claim: Claim, target: Target, rows: list[dict[str, Any]]) -> None:
+        """Both halves are tried before either is bisected further: one poison item cannot fail its batch-mates."""
+        middle = len(rows) // 2
+        failed: list[tuple[list[dict[str, Any]], grpc.aio.AioRpcError]] = []
+        for half in (rows[:middle], rows[middle:]):
+            if claim.outage is not None:
+                await self._release(claim.token, half, transient=True, error=claim.outage)
+                continue
+            error = await self._attempt(claim, target, half)
+            if error is not None and error.code() in OUTAGE:
+                await self._settle(claim, target, half, error, vouched=False)
+            elif error is not None:
+                failed.append((half, error))
+        # Unless both halves failed, NLP has just analysed one of them: the failures are down to the items.
+        for half, error in failed:
+            await self._settle(claim, target, half, error, vouched=len(failed) < 2)
+
+    async def _nlp_works(self, claim: Claim, target: Target) -> bool:
+        """Whether NLP analyses a known-good text (for this tenant's codebook) right now."""
+        if not await self._keep(claim):
+            return False
+        canary = target.request([])
+        canary.items.append(nlp_pb2.TextInput(id="canary", text=CANARY_TEXT))
+        try:
+            await self._call_analyze(canary, target.active, target.tenant_id)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in OUTAGE or exc.code() in AMBIGUOUS:
+                log.warning("nlp_canary_failed", code=exc.code().name)
+                return False
+        self.breaker.success()
+        return True
+
+    async def _outage(self, claim: Claim, rows: list[dict[str, Any]], reason: str) -> None:
+        """NLP is down: these rows and the claim's others go back without using up an attempt."""
+        self.breaker.failure()
+        claim.outage = reason
+        await self._release(claim.token, rows, transient=True, error=reason)
+        log.warning("nlp_analyze_failed", error=reason[:200], items=len(rows), breaker=self.breaker.state)
+
+    async def _keep(self, claim: Claim) -> bool:
+        """Before each NLP call but the claim's first: renew the lease of its rows not settled yet (False when none
+        is ours any more)."""
+        claim.calls += 1
+        if claim.calls == 1 or claim.lost:
+            return not claim.lost
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                _RENEW, {"ids": claim.ids, "token": claim.token, "lease": self.settings.analysis_lease_s}
+            )
+        claim.lost = cast(CursorResult[Any], result).rowcount == 0
+        return not claim.lost
 
     async def _embed(self, request: nlp_pb2.AnalyzeRequest) -> dict[str, str]:
         """Embeddings as Postgres array literals by item id; an Embed failure leaves them empty (not fatal)."""
