@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from cx.events.v1 import events_pb2
-from cx.nlp.v1 import nlp_pb2
+from cx.nlp.v1 import nlp_pb2, nlp_pb2_grpc
+from cx_common.grpc import insecure_channel
 from cx_ingest.codebooks import service as codebooks
 from cx_local.pytest_plugin import eventually
 
@@ -284,3 +285,27 @@ async def test_lanes_that_meet_an_unknown_codebook_together_register_it_once(ing
     responses = await asyncio.gather(*(worker._call_analyze(request, active, tenant) for _ in range(4)))
     assert nlp_server.calls("RegisterCodebook") - before == 1
     assert all(r.results[0].id == "a" for r in responses)
+
+
+async def test_a_codebook_reaches_every_nlp_replica_behind_round_robin(ingest, nlp_server, nlp_servers):
+    """The registration goes to one replica, the retried Analyze may reach another: the worker registers on all of
+    them, so no item is charged for NLP's FAILED_PRECONDITION."""
+    other = await nlp_servers()
+    tenant = uuid.uuid4()
+    cb_id = await publish_codebook(ingest, tenant)
+    worker = ingest.app.state.runtime.extras["analysis_worker"]
+    async with ingest.app.state.runtime.sessions() as session:
+        active = await codebooks.active_version(session, tenant)
+    channel = insecure_channel(f"ipv4:{nlp_server.target},{other.target}")  # round-robin over both replicas
+    worker.stub = nlp_pb2_grpc.NlpServiceStub(channel)
+    try:
+        for i in range(6):
+            request = nlp_pb2.AnalyzeRequest(
+                items=[nlp_pb2.TextInput(id=str(i), text="配送太慢了")],
+                codebook=nlp_pb2.CodebookRef(tenant_id=str(tenant), codebook_id=cb_id, version=1),
+            )
+            response = await worker._call_analyze(request, active, tenant)
+            assert response.results[0].id == str(i)
+        assert nlp_server.calls("RegisterCodebook") >= 1 and other.calls("RegisterCodebook") >= 1
+    finally:
+        await channel.close()

@@ -51,9 +51,11 @@ log = get_logger(__name__)
 ANALYZED = Counter("cx_ingest_analysis_items_total", "Feedback items through the analysis worker", ["outcome"])
 BREAKER = Gauge("cx_ingest_nlp_breaker_open", "1 while the NLP circuit breaker is open")
 
-# NLP is down or overloaded (a connection failure is UNAVAILABLE too): never the items' fault.
+# NLP is down or overloaded (a connection failure is UNAVAILABLE too), or keeps not knowing a codebook it was just
+# given (FAILED_PRECONDITION after registering it everywhere): never the items' fault.
 OUTAGE = {
     grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.FAILED_PRECONDITION,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
     grpc.StatusCode.ABORTED,
     grpc.StatusCode.CANCELLED,
@@ -61,6 +63,7 @@ OUTAGE = {
 # NLP failed while working on the request: an item in it or NLP itself (the canary tells which).
 AMBIGUOUS = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED}
 CANARY_TEXT = "ok"
+REGISTRATION_FANOUT = 8  # concurrent registrations when one did not reach the replica that answers (replicas <= 8)
 SENTIMENT = {
     nlp_pb2.SENTIMENT_NEGATIVE: "negative",
     nlp_pb2.SENTIMENT_NEUTRAL: "neutral",
@@ -457,13 +460,22 @@ class AnalysisWorker:
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.FAILED_PRECONDITION or key is None:  # key is None: no codebook
                 raise
-        # The NLP service does not know this codebook version (new version, or NLP restarted): register, retry once.
+        # The NLP service does not know this codebook version (new version, or NLP restarted): register, retry.
         async with self._register_locks.setdefault(key, asyncio.Lock()):
             if self._registrations.get(key, 0) == seen:  # nobody registered it since our call went out
                 await self._register(active, tenant_id)
                 self._registrations[key] = seen + 1
-        retried: nlp_pb2.AnalyzeResponse = await self.stub.Analyze(request, timeout=timeout)
-        return retried
+        try:
+            retried: nlp_pb2.AnalyzeResponse = await self.stub.Analyze(request, timeout=timeout)
+            return retried
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                raise
+        # Several NLP replicas behind round-robin (the headless Service of deploy/k8s): the registration reached
+        # one, the retry another. Concurrent registrations are spread over every replica; then the last try.
+        await asyncio.gather(*(self._register(active, tenant_id) for _ in range(REGISTRATION_FANOUT)))
+        last: nlp_pb2.AnalyzeResponse = await self.stub.Analyze(request, timeout=timeout)
+        return last
 
     async def _register(self, active: Any, tenant_id: uuid.UUID) -> None:
         cb, version = active
