@@ -146,3 +146,16 @@ async def test_a_batch_postgres_refuses_is_stored_record_by_record(ingest, monke
     assert events[0]["n"] == 2
     replay = await ingest.client.post("/v1/feedback:batch", json={"items": items}, headers=headers)
     assert replay.status_code == 200 and replay.content == response.content
+
+
+async def test_a_score_that_is_not_a_finite_number_rejects_its_record(ingest):
+    tenant = uuid.uuid4()
+    _, key = await ingest.partner(tenant)
+    body = (
+        b'{"items": [{"external_id": "nan", "text": "x", "scores": {"csat": NaN}}, {"external_id": "ok", "text": "y"}]}'
+    )
+    response = await ingest.client.post("/v1/feedback:batch", content=body, headers=ingest.key(key))
+    assert response.status_code == 200, response.text
+    by_id = results_by_id(response.json())
+    assert by_id["nan"]["status"] == "rejected" and by_id["nan"]["errors"][0]["field"] == "scores.csat"
+    assert by_id["ok"]["status"] == "accepted"

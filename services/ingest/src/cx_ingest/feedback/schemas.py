@@ -2,7 +2,16 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    TypeAdapter,
+    model_validator,
+)
 
 Channel = Literal["survey", "hotline", "chat", "email", "review", "social", "store", "crm", "other"]
 CHANNELS: tuple[str, ...] = ("survey", "hotline", "chat", "email", "review", "social", "store", "crm", "other")
@@ -65,7 +74,7 @@ class FeedbackIn(BaseModel):
     occurred_at: StorableAwareDatetime | None = Field(
         default=None, description="With a timezone offset; defaults to the time of receipt"
     )
-    scores: dict[str, float] = Field(default_factory=dict, description="e.g. rating, nps, csat")
+    scores: dict[str, FiniteFloat] = Field(default_factory=dict, description="e.g. rating, nps, csat")
     attributes: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
