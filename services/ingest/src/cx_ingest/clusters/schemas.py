@@ -31,8 +31,12 @@ class ClusterRunRead(BaseModel):
     id: uuid.UUID
     trigger: str
     status: str
-    item_count: int
-    noise_count: int
+    item_count: int = Field(
+        description="Items clustered; for a caller scoped to org units, those of its units among the clusters' members"
+    )
+    noise_count: int | None = Field(
+        description="Items that fit no cluster; null for a caller scoped to org units (noise is not kept per item)"
+    )
     window_days: int
     created_at: dt.datetime
     clusters: list[ClusterRead]
@@ -42,4 +46,6 @@ class PromoteIn(BaseModel):
     codebook_id: uuid.UUID
     parent_id: str | None = Field(default=None, description="Parent node in the draft; none = a new level-1 node")
     names: dict[Language, str] = Field(min_length=1)
-    keywords: list[str] | None = Field(default=None, description="Defaults to the cluster's keywords")
+    keywords: list[str] | None = Field(
+        default=None, max_length=200, description="Defaults to the cluster's keywords"
+    )  # the limits of NodeIn

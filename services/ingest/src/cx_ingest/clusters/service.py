@@ -2,7 +2,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, Uuid, cast, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cx.nlp.v1 import nlp_pb2
@@ -100,6 +100,34 @@ async def latest_runs(session: AsyncSession, tenant_id: uuid.UUID, limit: int) -
     return list((await session.execute(query)).scalars())
 
 
-async def get_cluster(session: AsyncSession, tenant_id: uuid.UUID, cluster_id: uuid.UUID) -> Cluster | None:
+async def get_cluster(
+    session: AsyncSession, tenant_id: uuid.UUID, cluster_id: uuid.UUID, *, for_update: bool = False
+) -> Cluster | None:
     query = select(Cluster).where(Cluster.tenant_id == tenant_id, Cluster.id == cluster_id)
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
     return (await session.execute(query)).scalar_one_or_none()
+
+
+async def visible_members(
+    session: AsyncSession, tenant_id: uuid.UUID, run_ids: list[uuid.UUID], units: Select[Any]
+) -> dict[uuid.UUID, dict[uuid.UUID, set[str]]]:
+    """Run id -> cluster id -> the member ids (feedback item ids) of those runs' clusters that lie in `units`
+    (`orgs.service.visible_units`, the same rule as the feedback reads). Clusters with none are absent."""
+    if not run_ids:
+        return {}
+    member = func.jsonb_array_elements_text(Cluster.member_ids).table_valued("value").lateral("member")
+    query = (
+        select(Cluster.run_id, Cluster.id, member.c.value)
+        .select_from(Cluster)
+        .join(member, true())
+        .join(
+            FeedbackItem,
+            (FeedbackItem.tenant_id == Cluster.tenant_id) & (FeedbackItem.id == cast(member.c.value, Uuid)),
+        )
+        .where(Cluster.tenant_id == tenant_id, Cluster.run_id.in_(run_ids), FeedbackItem.org_unit_id.in_(units))
+    )
+    out: dict[uuid.UUID, dict[uuid.UUID, set[str]]] = {run_id: {} for run_id in run_ids}
+    for run_id, cluster_id, member_id in (await session.execute(query)).all():
+        out[run_id].setdefault(cluster_id, set()).add(str(member_id))
+    return out

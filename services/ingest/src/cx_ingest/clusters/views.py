@@ -3,16 +3,19 @@ from typing import Annotated, Any
 
 import grpc
 from fastapi import APIRouter, Depends, Query, status
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cx_common.app import RuntimeDep, SessionDep
 from cx_common.auth import Principal, require_scopes
-from cx_common.errors import Problem, not_found
+from cx_common.errors import Problem, conflict, not_found
 from cx_ingest.clusters import service
 from cx_ingest.clusters.models import Cluster, ClusterRun
 from cx_ingest.clusters.schemas import ClusterRead, ClusterRunIn, ClusterRunRead, PromoteIn
 from cx_ingest.codebooks import service as codebooks
 from cx_ingest.codebooks.schemas import CodebookRead, NodeIn
 from cx_ingest.codebooks.views import tree_problem
+from cx_ingest.orgs.service import visible_units
 
 router = APIRouter(prefix="/v1/clusters", tags=["clusters"])
 
@@ -20,17 +23,50 @@ Reader = Annotated[Principal, Depends(require_scopes("clusters:read"))]
 Writer = Annotated[Principal, Depends(require_scopes("clusters:write"))]
 
 
-def run_read(run: ClusterRun, clusters: list[Cluster]) -> ClusterRunRead:
+def run_read(
+    run: ClusterRun, clusters: list[Cluster], visible: dict[uuid.UUID, set[str]] | None = None
+) -> ClusterRunRead:
+    """The run as the caller may see it: `visible` (cluster id -> visible member ids) for an org-scoped caller."""
+    reads = [ClusterRead.model_validate(c) for c in clusters]
+    item_count: int = run.item_count
+    noise_count: int | None = run.noise_count
+    if visible is not None:
+        reads = [_scoped(read, visible.get(read.id, set())) for read in reads]
+        reads = sorted((r for r in reads if r.size), key=lambda r: (-r.size, r.rank))
+        reads = [r.model_copy(update={"rank": rank}) for rank, r in enumerate(reads)]
+        item_count = sum(len(members) for members in visible.values())
+        noise_count = None
     return ClusterRunRead(
         id=run.id,
         trigger=run.trigger,
         status=run.status,
-        item_count=run.item_count,
-        noise_count=run.noise_count,
+        item_count=item_count,
+        noise_count=noise_count,
         window_days=run.window_days,
         created_at=run.created_at,
-        clusters=[ClusterRead.model_validate(c) for c in clusters],
+        clusters=reads,
     )
+
+
+def _scoped(read: ClusterRead, members: set[str]) -> ClusterRead:
+    return read.model_copy(
+        update={
+            "size": len(members),
+            "member_ids": [m for m in read.member_ids if m in members],
+            "representatives": [r for r in read.representatives if str(r.get("id")) in members],
+        }
+    )
+
+
+async def _visible(
+    session: AsyncSession, principal: Principal, run_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, dict[uuid.UUID, set[str]]] | None:
+    """None for a tenant-wide caller, else (run id -> cluster id -> member ids) what its org units let it see of
+    these runs' clusters."""
+    units = visible_units(principal)
+    if units is None:
+        return None
+    return await service.visible_members(session, principal.tenant_id, run_ids, units)
 
 
 def nlp_stub(runtime: Any) -> Any:
@@ -44,7 +80,14 @@ def nlp_stub(runtime: Any) -> Any:
 async def run_clustering(
     body: ClusterRunIn, session: SessionDep, runtime: RuntimeDep, principal: Writer
 ) -> ClusterRunRead:
-    """Cluster recent feedback that matched no codebook node; clusters are ranked by size with representative texts."""
+    """Cluster recent feedback that matched no codebook node; clusters are ranked by size with representative texts.
+
+    Org-unit scope (the rule of the feedback reads, `orgs.service.visible_units`): a run always clusters the whole
+    tenant (like the scheduled runs), but a caller whose token names an org unit sees of each cluster only the
+    members and representatives from its unit and the units below it, here and in `GET /runs`, `GET /runs/{id}`:
+    `size` and `item_count` count what it can see, clusters with nothing it can see are left out (the others ranked
+    again by what it can see), and `noise_count` is null (noise is not kept per item). Keywords are the cluster's
+    own (NLP's summary over all its members)."""
     try:
         run, clusters = await service.run_clustering(
             session, nlp_stub(runtime), principal.tenant_id, body, actor=principal.user_id
@@ -53,23 +96,28 @@ async def run_clustering(
         raise Problem(503, f"NLP clustering unavailable: {exc.code().name}", headers={"Retry-After": "30"}) from exc
     await session.commit()
     await session.refresh(run)
-    return run_read(run, clusters)
+    visible = await _visible(session, principal, [run.id])
+    return run_read(run, clusters, None if visible is None else visible[run.id])
 
 
 @router.get("/runs", response_model=list[ClusterRunRead])
 async def list_runs(
     session: SessionDep, principal: Reader, limit: Annotated[int, Query(ge=1, le=100)] = 20
 ) -> list[ClusterRunRead]:
+    """The latest runs, without their clusters; counts for an org-scoped caller as in `POST /runs`."""
     runs = await service.latest_runs(session, principal.tenant_id, limit)
-    return [run_read(r, []) for r in runs]
+    visible = await _visible(session, principal, [r.id for r in runs])
+    return [run_read(r, [], None if visible is None else visible[r.id]) for r in runs]
 
 
 @router.get("/runs/{run_id}", response_model=ClusterRunRead)
 async def get_run(run_id: uuid.UUID, session: SessionDep, principal: Reader) -> ClusterRunRead:
+    """A run with its ranked clusters; an org-scoped caller sees only its units' members (see `POST /runs`)."""
     found = await service.get_run(session, principal.tenant_id, run_id)
     if found is None:
         raise not_found("cluster run", run_id)
-    return run_read(*found)
+    visible = await _visible(session, principal, [run_id])
+    return run_read(*found, None if visible is None else visible[run_id])
 
 
 @router.post("/{cluster_id}:promote", response_model=CodebookRead)
@@ -79,21 +127,48 @@ async def promote(
     session: SessionDep,
     principal: Annotated[Principal, Depends(require_scopes("clusters:write", "codebooks:write"))],
 ) -> CodebookRead:
-    """Turn a cluster into a node of a codebook draft (keywords from the cluster, representatives as examples)."""
-    cluster = await service.get_cluster(session, principal.tenant_id, cluster_id)
+    """Turn a cluster into a node of a codebook draft (keywords from the cluster, representatives as examples).
+
+    A cluster is promoted once (409 on a second promote). The cluster and the codebook rows are locked for the
+    change, so concurrent promotions into one codebook all land in its draft. An org-scoped caller (see
+    `POST /runs`) can promote only a cluster with members in its units (else 404), and only representatives from
+    its units become examples."""
+    cluster = await service.get_cluster(session, principal.tenant_id, cluster_id, for_update=True)
     if cluster is None:
         raise not_found("cluster", cluster_id)
-    cb = await codebooks.get(session, principal.tenant_id, body.codebook_id)
+    representatives = cluster.representatives
+    visible = await _visible(session, principal, [cluster.run_id])
+    if visible is not None:
+        members = visible[cluster.run_id].get(cluster.id, set())
+        if not members:
+            raise not_found("cluster", cluster_id)
+        representatives = [r for r in representatives if str(r.get("id")) in members]
+    if cluster.promoted_node_id is not None:
+        raise conflict(
+            f"cluster {cluster_id} was already promoted to node {cluster.promoted_node_id!r} of codebook "
+            f"{cluster.promoted_codebook_id}",
+            reason="already_promoted",
+            codebook_id=str(cluster.promoted_codebook_id),
+            node_id=cluster.promoted_node_id,
+        )
+    cb = await codebooks.get(session, principal.tenant_id, body.codebook_id, for_update=True)
     if cb is None:
         raise not_found("codebook", body.codebook_id)
     node_id = f"c-{uuid.uuid4().hex[:10]}"
-    node = NodeIn(
-        id=node_id,
-        parent_id=body.parent_id,
-        names=body.names,
-        keywords=body.keywords if body.keywords is not None else [k["text"] for k in cluster.keywords],
-        examples=[r["text"][:500] for r in cluster.representatives],
-    )
+    try:
+        node = NodeIn(
+            id=node_id,
+            parent_id=body.parent_id,
+            names=body.names,
+            keywords=body.keywords if body.keywords is not None else [k["text"] for k in cluster.keywords],
+            examples=[r["text"][:500] for r in representatives],
+        )
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"], "type": err["type"]}
+            for err in exc.errors()
+        ]
+        raise Problem(422, f"{errors[0]['field']}: {errors[0]['message']}", errors=errors) from exc
     try:
         await codebooks.add_node(session, cb, node, principal.user_id)
     except codebooks.TreeError as exc:

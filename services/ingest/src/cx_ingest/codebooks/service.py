@@ -1,10 +1,20 @@
+"""Codebook drafts, versions and activation.
+
+Every read-modify-write of a codebook runs on its row locked (`SELECT ... FOR UPDATE`, `get(..., for_update=True)`)
+in the request's transaction, so concurrent draft edits, publishes and promotions apply one after another. What
+changes which codebook of a tenant is active (activation, creating an active codebook, publishing, which starts a
+re-coding backfill when the codebook is active) first takes the tenant's transaction-level advisory lock
+(`lock_tenant`), then the row: concurrent activations serialize instead of hitting the one-active-per-tenant index.
+"""
+
 import hashlib
 import json
+import secrets
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cx_common.db import new_id
@@ -13,6 +23,7 @@ from cx_ingest.codebooks.schemas import CodebookCreate, NodeIn, NodePatch
 from cx_ingest.codebooks.templates import template_nodes
 
 MAX_LEVEL = 3
+NODE_ID_BYTES = 6  # generated node ids: 12 random hex characters
 
 
 class TreeError(ValueError):
@@ -21,29 +32,54 @@ class TreeError(ValueError):
         self.field = field
 
 
+class StateConflictError(Exception):
+    """The codebook's state does not allow the change (answered with 409)."""
+
+
+def new_node_id() -> str:
+    """A random node id (12 hex characters). Not derived from a uuid7: its first 48 bits are the millisecond
+    timestamp, so two ids made in the same millisecond would collide."""
+    return secrets.token_hex(NODE_ID_BYTES)
+
+
 def build_tree(nodes: Sequence[NodeIn], primary_language: str) -> list[dict[str, Any]]:
     """Validate a node list as a tree of at most 3 levels; returns nodes with ids and levels, parents first."""
     out: dict[str, dict[str, Any]] = {}
     pending: list[tuple[int, str, NodeIn]] = []
+    by_id: dict[str, tuple[int, NodeIn]] = {}
     for i, node in enumerate(nodes):
-        node_id = node.id or new_id().hex[:12]
-        if node_id in out or any(p[1] == node_id for p in pending):
+        node_id = node.id or new_node_id()
+        if node_id in by_id:
             raise TreeError(f"nodes.{i}.id", f"duplicate node id {node_id!r}")
         if not node.names.get(primary_language, "").strip():  # type: ignore[call-overload]
             raise TreeError(f"nodes.{i}.names", f"a name in the primary language {primary_language} is required")
         pending.append((i, node_id, node))
-    ids = {node_id for _, node_id, _ in pending}
-    by_id = {node_id: (i, node) for i, node_id, node in pending}
+        by_id[node_id] = (i, node)
 
-    def level(node_id: str, seen: tuple[str, ...] = ()) -> int:
-        i, node = by_id[node_id]
-        if node.parent_id in (None, ""):
-            return 1
-        if node.parent_id not in ids:
-            raise TreeError(f"nodes.{i}.parent_id", f"unknown parent {node.parent_id!r}")
-        if node.parent_id in seen:
-            raise TreeError(f"nodes.{i}.parent_id", "cycle")
-        return level(str(node.parent_id), (*seen, node_id)) + 1
+    levels: dict[str, int] = {}
+
+    def level(node_id: str) -> int:
+        """Iterative (a parent chain may be thousands of nodes long): walk up to a root or a node whose level is
+        known, then assign the levels down the path."""
+        path: list[str] = []
+        on_path: set[str] = set()
+        current = node_id
+        while current not in levels:
+            i, node = by_id[current]
+            path.append(current)
+            on_path.add(current)
+            parent = node.parent_id
+            if parent in (None, ""):
+                break
+            if parent not in by_id:
+                raise TreeError(f"nodes.{i}.parent_id", f"unknown parent {parent!r}")
+            if parent in on_path:
+                raise TreeError(f"nodes.{i}.parent_id", "cycle")
+            current = str(parent)
+        base = levels.get(current, 0) if current not in on_path else 0
+        for depth, ancestor in enumerate(reversed(path), start=1):
+            levels[ancestor] = base + depth
+        return levels[node_id]
 
     for i, node_id, node in pending:
         lvl = level(node_id)
@@ -64,7 +100,8 @@ def build_tree(nodes: Sequence[NodeIn], primary_language: str) -> list[dict[str,
         if key in siblings:
             raise TreeError(f"nodes.{i}.names", "two sibling nodes have the same name")
         siblings.add(key)
-    return sorted(out.values(), key=lambda n: (n["level"], list(out).index(n["id"])))
+    order = {node_id: position for position, node_id in enumerate(out)}
+    return sorted(out.values(), key=lambda n: (n["level"], order[n["id"]]))
 
 
 def fingerprint(nodes: list[dict[str, Any]]) -> str:
@@ -77,6 +114,43 @@ def _history(cb: Codebook, action: str, actor: str, before: Any, after: Any) -> 
     )
 
 
+def tenant_lock_key(tenant_id: uuid.UUID) -> int:
+    """The advisory lock key (signed 64 bits) of a tenant's codebook activation."""
+    digest = hashlib.sha256(b"cx-ingest:codebooks:active:" + tenant_id.bytes).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def lock_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Serialize changes of which codebook is active (held until the transaction ends). Take it before any
+    codebook row lock."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": tenant_lock_key(tenant_id)})
+
+
+async def _active_published(
+    session: AsyncSession, tenant_id: uuid.UUID, other_than: uuid.UUID | None
+) -> Codebook | None:
+    """The tenant's active codebook, when it has a published version (what the analysis worker codes against)."""
+    query = select(Codebook).where(
+        Codebook.tenant_id == tenant_id, Codebook.active.is_(True), Codebook.latest_version > 0
+    )
+    if other_than is not None:
+        query = query.where(Codebook.id != other_than)
+    return (await session.execute(query)).scalars().first()
+
+
+async def _check_can_replace_active(session: AsyncSession, tenant_id: uuid.UUID, candidate: Codebook | None) -> None:
+    """An unpublished codebook may not displace an active codebook that has a published version: the analysis
+    worker would code against nothing. (Call with the tenant lock held.)"""
+    if candidate is not None and candidate.latest_version > 0:
+        return
+    current = await _active_published(session, tenant_id, candidate.id if candidate is not None else None)
+    if current is not None:
+        raise StateConflictError(
+            f"codebook has no published version: publish a version first (activating it would deactivate "
+            f"codebook {current.id}, version {current.latest_version}, and leave new feedback uncoded)"
+        )
+
+
 async def _deactivate_others(session: AsyncSession, tenant_id: uuid.UUID, keep: uuid.UUID | None) -> None:
     query = update(Codebook).where(Codebook.tenant_id == tenant_id, Codebook.active.is_(True))
     if keep is not None:
@@ -86,9 +160,12 @@ async def _deactivate_others(session: AsyncSession, tenant_id: uuid.UUID, keep: 
 
 
 async def create(session: AsyncSession, tenant_id: uuid.UUID, data: CodebookCreate, actor: str) -> Codebook:
+    """Raises TreeError, or StateConflictError when an active codebook with a published version would be replaced."""
     source = [NodeIn.model_validate(n) for n in template_nodes(data.template)] if data.template else data.nodes
     nodes = build_tree(source, data.primary_language)
     if data.active:
+        await lock_tenant(session, tenant_id)
+        await _check_can_replace_active(session, tenant_id, None)
         await _deactivate_others(session, tenant_id, None)
     cb = Codebook(
         id=new_id(),
@@ -105,14 +182,23 @@ async def create(session: AsyncSession, tenant_id: uuid.UUID, data: CodebookCrea
     return cb
 
 
-async def get(session: AsyncSession, tenant_id: uuid.UUID, codebook_id: uuid.UUID) -> Codebook | None:
+async def get(
+    session: AsyncSession, tenant_id: uuid.UUID, codebook_id: uuid.UUID, *, for_update: bool = False
+) -> Codebook | None:
+    """With `for_update`, the row is locked until the transaction ends and the object is reloaded from it: use it
+    for every read-modify-write of a codebook."""
     query = select(Codebook).where(Codebook.tenant_id == tenant_id, Codebook.id == codebook_id)
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
     return (await session.execute(query)).scalar_one_or_none()
 
 
 async def list_all(session: AsyncSession, tenant_id: uuid.UUID) -> list[Codebook]:
     query = select(Codebook).where(Codebook.tenant_id == tenant_id).order_by(Codebook.id)
     return list((await session.execute(query)).scalars())
+
+
+# Draft edits: `cb` must have been read with `get(..., for_update=True)` in the same transaction.
 
 
 async def replace_draft(session: AsyncSession, cb: Codebook, nodes: Sequence[NodeIn], actor: str) -> Codebook:
@@ -163,6 +249,7 @@ async def delete_node(session: AsyncSession, cb: Codebook, node_id: str, actor: 
 
 
 async def publish(session: AsyncSession, cb: Codebook, note: str, actor: str) -> CodebookVersion:
+    """Publish the draft of `cb` (locked: `get(..., for_update=True)`) as its next version."""
     cb.latest_version += 1
     version = CodebookVersion(
         tenant_id=cb.tenant_id,
@@ -180,6 +267,9 @@ async def publish(session: AsyncSession, cb: Codebook, note: str, actor: str) ->
 
 
 async def activate(session: AsyncSession, cb: Codebook, actor: str) -> Codebook:
+    """Make `cb` (locked, with the tenant lock held) the active codebook. Raises StateConflictError when it has no
+    published version and would displace an active codebook that has one."""
+    await _check_can_replace_active(session, cb.tenant_id, cb)
     await _deactivate_others(session, cb.tenant_id, cb.id)
     cb.active = True
     session.add(_history(cb, "activated", actor, None, None))

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from cx_common.app import Runtime, RuntimeDep, SessionDep
 from cx_common.auth import Principal, require_scopes
-from cx_common.errors import Problem, not_found
+from cx_common.errors import Problem, conflict, not_found
 from cx_ingest.codebooks import recode, service
 from cx_ingest.codebooks.models import Codebook, RecodeJob
 from cx_ingest.codebooks.schemas import (
@@ -21,7 +21,7 @@ from cx_ingest.codebooks.schemas import (
     TemplateRead,
     VersionRead,
 )
-from cx_ingest.codebooks.service import TreeError
+from cx_ingest.codebooks.service import StateConflictError, TreeError
 from cx_ingest.codebooks.templates import TEMPLATES, template_nodes
 
 router = APIRouter(prefix="/v1/codebooks", tags=["codebooks"])
@@ -39,8 +39,12 @@ async def _read(session: SessionDep, cb: Codebook) -> CodebookRead:
     return CodebookRead.model_validate(cb)
 
 
-async def _codebook(session: SessionDep, principal: Principal, codebook_id: uuid.UUID) -> Codebook:
-    cb = await service.get(session, principal.tenant_id, codebook_id)
+async def _codebook(
+    session: SessionDep, principal: Principal, codebook_id: uuid.UUID, *, lock: bool = False
+) -> Codebook:
+    """With `lock`, the codebook row stays locked until the request commits (every read-modify-write: concurrent
+    edits of one codebook apply one after another instead of overwriting each other)."""
+    cb = await service.get(session, principal.tenant_id, codebook_id, for_update=lock)
     if cb is None:
         raise not_found("codebook", codebook_id)
     return cb
@@ -52,6 +56,10 @@ async def create_codebook(body: CodebookCreate, session: SessionDep, principal: 
         cb = await service.create(session, principal.tenant_id, body, principal.user_id)
     except TreeError as exc:
         raise tree_problem(exc) from exc
+    except StateConflictError as exc:
+        raise conflict(
+            f"active: {exc}", reason="not_published", errors=[{"field": "active", "message": str(exc)}]
+        ) from exc
     await session.commit()
     return await _read(session, cb)
 
@@ -79,7 +87,7 @@ async def get_codebook(codebook_id: uuid.UUID, session: SessionDep, principal: R
 @router.put("/{codebook_id}/draft", response_model=CodebookRead)
 async def replace_draft(codebook_id: uuid.UUID, body: DraftIn, session: SessionDep, principal: Writer) -> CodebookRead:
     """Replace the draft tree (validated: unique ids, known parents, at most 3 levels, primary-language names)."""
-    cb = await _codebook(session, principal, codebook_id)
+    cb = await _codebook(session, principal, codebook_id, lock=True)
     try:
         await service.replace_draft(session, cb, body.nodes, principal.user_id)
     except TreeError as exc:
@@ -90,7 +98,7 @@ async def replace_draft(codebook_id: uuid.UUID, body: DraftIn, session: SessionD
 
 @router.post("/{codebook_id}/nodes", status_code=status.HTTP_201_CREATED, response_model=CodebookRead)
 async def add_node(codebook_id: uuid.UUID, body: NodeIn, session: SessionDep, principal: Writer) -> CodebookRead:
-    cb = await _codebook(session, principal, codebook_id)
+    cb = await _codebook(session, principal, codebook_id, lock=True)
     try:
         await service.add_node(session, cb, body, principal.user_id)
     except TreeError as exc:
@@ -103,7 +111,7 @@ async def add_node(codebook_id: uuid.UUID, body: NodeIn, session: SessionDep, pr
 async def patch_node(
     codebook_id: uuid.UUID, node_id: str, body: NodePatch, session: SessionDep, principal: Writer
 ) -> CodebookRead:
-    cb = await _codebook(session, principal, codebook_id)
+    cb = await _codebook(session, principal, codebook_id, lock=True)
     try:
         await service.patch_node(session, cb, node_id, body, principal.user_id)
     except KeyError as exc:
@@ -117,7 +125,7 @@ async def patch_node(
 @router.delete("/{codebook_id}/nodes/{node_id}", response_model=CodebookRead)
 async def delete_node(codebook_id: uuid.UUID, node_id: str, session: SessionDep, principal: Writer) -> CodebookRead:
     """Delete a draft node and everything under it."""
-    cb = await _codebook(session, principal, codebook_id)
+    cb = await _codebook(session, principal, codebook_id, lock=True)
     try:
         await service.delete_node(session, cb, node_id, principal.user_id)
     except KeyError as exc:
@@ -137,7 +145,8 @@ async def publish(
 ) -> VersionRead:
     """Publish the draft as the next immutable version; new feedback is coded against it. For the active codebook
     this starts a re-coding backfill of items coded against older versions (progress under `/recodes`)."""
-    cb = await _codebook(session, principal, codebook_id)
+    await service.lock_tenant(session, principal.tenant_id)  # whether it is active is read under the tenant lock
+    cb = await _codebook(session, principal, codebook_id, lock=True)
     if not cb.draft_nodes:
         raise Problem(422, "nodes: cannot publish an empty codebook", errors=[{"field": "nodes"}])
     version = await service.publish(session, cb, body.note, principal.user_id)
@@ -173,8 +182,15 @@ async def list_versions(codebook_id: uuid.UUID, session: SessionDep, principal: 
 @router.post("/{codebook_id}:activate", response_model=CodebookRead)
 async def activate(codebook_id: uuid.UUID, session: SessionDep, runtime: RuntimeDep, principal: Writer) -> CodebookRead:
     """Make this the tenant's active codebook (the analysis worker codes against its latest version); starts a
-    re-coding backfill when it has a published version."""
-    cb = await service.activate(session, await _codebook(session, principal, codebook_id), principal.user_id)
+    re-coding backfill when it has a published version. A codebook without a published version cannot replace an
+    active codebook that has one (409: publish a version first). Concurrent activations of a tenant apply one after
+    another (tenant advisory lock): the last one wins."""
+    await service.lock_tenant(session, principal.tenant_id)
+    cb = await _codebook(session, principal, codebook_id, lock=True)
+    try:
+        await service.activate(session, cb, principal.user_id)
+    except StateConflictError as exc:
+        raise conflict(str(exc), reason="not_published") from exc
     job = await recode.start_job(session, cb.tenant_id, cb.id, cb.latest_version) if cb.latest_version else None
     await session.commit()
     _spawn_recode(runtime, job)
