@@ -3,8 +3,10 @@ constant statement per chunk (arrays + `unnest`, like feedback items), `odata.up
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+import math
 import re
 import uuid
 from collections.abc import Sequence
@@ -15,7 +17,7 @@ from pydantic import ValidationError
 from cx.events.v1 import events_pb2
 from cx_common.db import new_id
 from cx_ingest.feedback.records import rejected, timestamp, unstorable_text
-from cx_ingest.feedback.schemas import ODataIn, RecordResult
+from cx_ingest.feedback.schemas import FieldError, ODataIn, RecordResult
 from cx_ingest.outbox_bulk import add_events
 from cx_ingest.pg import Db, Sql
 
@@ -38,6 +40,12 @@ _UPSERT = Sql(
     "RETURNING o.id, o.record_key, (o.xmax = 0) AS inserted"
 )
 
+# The ids of records the upsert left as they were (identical content: no row comes back from it).
+_EXISTING = Sql(
+    "SELECT id, record_key FROM odata_records WHERE tenant_id = CAST(:tenant_id AS uuid) "
+    "AND kind = CAST(:kind AS text) AND record_key = ANY(CAST(:record_keys AS text[]))"
+)
+
 
 def validate_odata(
     raw_items: Sequence[Any], *, check_text: bool = False
@@ -50,10 +58,43 @@ def validate_odata(
             refused[index] = bad
             continue
         try:
-            valid.append((index, ODataIn.model_validate(raw)))
+            item = ODataIn.model_validate(raw)
         except ValidationError as exc:
             refused[index] = rejected(index, exc, raw.get("record_key") if isinstance(raw, dict) else None)
+            continue
+        if (field := non_finite(item.attributes, ("attributes",))) is not None:
+            message = "must be a finite number"  # NaN / Infinity: JSON (and jsonb) has no such number
+            refused[index] = RecordResult(
+                index=index,
+                external_id=item.record_key,
+                status="rejected",
+                reason=f"{field}: {message}",
+                errors=[FieldError(field=field, message=message)],
+            )
+            continue
+        valid.append((index, item))
     return valid, refused
+
+
+def non_finite(value: Any, path: tuple[str, ...]) -> str | None:
+    """The path of the first NaN or Infinity in a decoded JSON value (None: there is none)."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else ".".join(path)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if (found := non_finite(item, (*path, str(key)))) is not None:
+                return found
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            if (found := non_finite(item, (*path, str(position)))) is not None:
+                return found
+    return None
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A naive time is UTC, as in the event (asyncpg would store it as this process's local time). Only the
+    stored value: the content hash stays that of the record as sent, so records stored before still dedup."""
+    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
 
 
 def _hash(item: ODataIn) -> str:
@@ -98,17 +139,28 @@ async def store_odata(
             record_keys=[i.record_key for i in chunk],
             customer_keys=[i.customer_key or "" for i in chunk],
             org_unit_ids=[i.org_unit_id or "" for i in chunk],
-            occurred_ats=[i.occurred_at for i in chunk],
-            attributes=[json.dumps(i.attributes, ensure_ascii=False) for i in chunk],
+            occurred_ats=[_utc(i.occurred_at) for i in chunk],
+            attributes=[json.dumps(i.attributes, ensure_ascii=False, allow_nan=False) for i in chunk],
             content_hashes=[_hash(i) for i in chunk],
         )
         changed.update({key: (row_id, bool(inserted)) for row_id, key, inserted in written})
+    existing: dict[str, uuid.UUID] = {}
+    if unchanged := [item.record_key for _, item in rows if item.record_key not in changed]:
+        for start in range(0, len(unchanged), CHUNK):
+            found = await db.fetch(
+                _EXISTING, tenant_id=tenant_id, kind=kind, record_keys=unchanged[start : start + CHUNK]
+            )
+            existing.update({key: row_id for row_id, key in found})
     events: list[tuple[uuid.UUID, str, Any]] = []
     for index, item in rows:
         key = item.record_key
         if key not in changed:
             results[index] = RecordResult(
-                index=index, external_id=key, status="duplicate", reason="identical record already received"
+                index=index,
+                external_id=key,
+                status="duplicate",
+                id=existing.get(key),
+                reason="identical record already received",
             )
             continue
         row_id, inserted = changed[key]
@@ -122,9 +174,12 @@ async def store_odata(
             attributes={
                 k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for k, v in item.attributes.items()
             },
-            occurred_at=timestamp(item.occurred_at),
+            occurred_at=timestamp(_utc(item.occurred_at)),
             org_unit_id=item.org_unit_id or "",
         )
         events.append((tenant_id, "odata.upserted", payload))
+    for result in results.values():  # in-batch repeats point at the record their first occurrence became
+        if result.status == "duplicate" and result.id is None and result.external_id in seen:
+            result.id = results[seen[result.external_id]].id
     await add_events(db, events, source=source, subject_prefix=subject_prefix)
     return results

@@ -39,6 +39,9 @@ SCALAR_TARGETS = {
     "occurred_at",
 }
 MAP_TARGETS = ("attributes.", "scores.")
+# Ids a partner may send as numbers: integers are stringified when mapped (`{"id": 1, "cust": 12345}`); external_id
+# also floats and booleans, as before.
+ID_TARGETS = {"external_id", "customer_key", "org_unit_id", "agent_id", "product_sku", "touchpoint_id"}
 TURN_FIELDS = {"speaker", "text", "offset_ms", "at", "seq", "agent_id"}
 
 
@@ -138,6 +141,16 @@ def _assign_all(out: dict[str, Any], values: dict[str, Any]) -> None:
         _assign(out, target, value)
 
 
+def _id_value(value: Any) -> Any:
+    """An integer id as its string; anything else (a float, a bool, text) as it is, for validation to judge."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return str(value)
+        except ValueError:  # more digits than Python converts (sys.int_info): rejected as not a string
+            return value
+    return value
+
+
 def apply_mapping(mapping: FieldMapping, payload: Any) -> dict[str, Any]:
     """The partner payload in FeedbackIn shape (not validated yet); ids are stringified."""
     out: dict[str, Any] = {}
@@ -146,8 +159,10 @@ def apply_mapping(mapping: FieldMapping, payload: Any) -> dict[str, Any]:
         value = get_path(payload, path)
         if value is _MISSING or value is None:
             continue
-        if target == "external_id" and isinstance(value, int | float):
+        if target == "external_id" and isinstance(value, float | bool):
             value = str(value)
+        elif target in ID_TARGETS:
+            value = _id_value(value)
         _assign(out, target, value)
     if mapping.turns is not None:
         raw_turns = get_path(payload, mapping.turns.path)
@@ -164,6 +179,8 @@ def apply_mapping(mapping: FieldMapping, payload: Any) -> dict[str, Any]:
                         continue
                     if name == "speaker":
                         value = mapping.turns.speaker_values.get(str(value), value)
+                    elif name == "agent_id":
+                        value = _id_value(value)
                     turn[name] = value
                 turns.append(turn)
             out["turns"] = turns
