@@ -2,9 +2,11 @@
 
 Matching runs per clause and combines
 - keyword rules: node keywords and names in every language (Traditional folded to Simplified, case-folded,
-  word boundaries for Latin terms), the deepest matching node wins;
+  word boundaries for Latin terms that count Han characters as non-word, so "delivery" matches in 我的delivery),
+  the deepest matching node wins;
 - embeddings: every clause is compared with the node names and example phrases of the leaf nodes (embedded once,
-  at compile time); the best node above the encoder's threshold matches.
+  at compile time); the best node above the encoder's threshold matches. When it lies under a keyword-matched node
+  (服务 inside 服务员上菜太慢了), the deeper leaf replaces that node and is matched by "keyword+embedding".
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from cx_nlp.models.api import AspectMatch, CodebookNodeSpec
 from cx_nlp.models.components import Encoder
+from cx_nlp.models.rules import LATIN_AFTER, LATIN_BEFORE, LATIN_WORD
 from cx_nlp.models.text import clauses, normalize
 
 _LANG_FALLBACK = ("zh-Hans", "zh-Hant", "en")
@@ -57,10 +60,11 @@ def _term_pattern(term: str) -> re.Pattern[str] | None:
     if not norm:
         return None
     escaped = re.escape(norm).replace(r"\ ", r"\s+")
-    if re.match(r"[a-z0-9]", norm):
-        escaped = r"\b" + escaped
-    if re.search(r"[a-z0-9]$", norm):
-        escaped += r"(?:s|es|ed|ing)?\b"
+    # Latin boundaries, not `\b`: Python counts Han characters as word characters ("5g" in 5g信号差)
+    if re.match(rf"[{LATIN_WORD}]", norm):
+        escaped = LATIN_BEFORE + escaped
+    if re.search(rf"[{LATIN_WORD}]$", norm):
+        escaped += r"(?:s|es|ed|ing)?" + LATIN_AFTER
     return re.compile(escaped)
 
 
@@ -109,12 +113,18 @@ class Codebook:
             chosen: dict[int, str] = {ni: "keyword" for ni in kw_nodes}
             if best_emb is not None and best_emb[1] >= self.threshold:
                 ni = best_emb[0]
+                covering = [k for k in chosen if self._is_ancestor(k, ni)]
                 if ni in chosen:
                     chosen[ni] = "keyword+embedding"
-                elif not any(self._is_ancestor(ni, k) or self._is_ancestor(k, ni) for k in chosen):
+                elif covering:
+                    # the deepest match wins: the leaf found by embedding under a shallower keyword hit replaces it
+                    for k in covering:
+                        del chosen[k]
+                    chosen[ni] = "keyword+embedding"
+                elif not any(self._is_ancestor(ni, k) for k in chosen):
                     chosen[ni] = "embedding"
             for ni in kw_nodes:
-                if chosen[ni] == "keyword" and sims.get(ni, -1.0) >= self.threshold:
+                if chosen.get(ni) == "keyword" and sims.get(ni, -1.0) >= self.threshold:
                     chosen[ni] = "keyword+embedding"
             polarity, pconf = polarities[ci]
             for ni, how in sorted(chosen.items()):

@@ -15,10 +15,45 @@ from cx_nlp.models.api import INTENTS
 
 STRONG, MEDIUM, WEAK = 0.9, 0.65, 0.35
 
+# Latin word characters. Python's `\b` counts Han characters as word characters too, so there is no boundary
+# between 的 and "delivery" in 我的delivery: every `\b` in the patterns here stands for a boundary between a Latin
+# letter/digit and anything else (Han characters, punctuation, spaces, the ends of the text).
+LATIN_WORD = "0-9A-Za-z_\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f"
+LATIN_BEFORE = rf"(?<![{LATIN_WORD}])"  # no Latin word character right before
+LATIN_AFTER = rf"(?![{LATIN_WORD}])"  # no Latin word character right after
+_LATIN_B = rf"(?:{LATIN_BEFORE}(?=[{LATIN_WORD}])|(?<=[{LATIN_WORD}]){LATIN_AFTER})"
+
+
+def latin_re(pattern: str) -> re.Pattern[str]:
+    """Compile `pattern` with every `\\b` read as a Latin word boundary (Han characters count as non-word)."""
+    return re.compile(re.sub(r"(?<!\\)\\b", lambda _m: _LATIN_B, pattern))
+
+
 _ZH_NEGATORS = ("不", "没", "别", "勿", "未", "无")
-_EN_NEGATION = re.compile(
+_EN_NEGATION = latin_re(
     r"\b(?:not|never|no|don't|dont|won't|wont|didn't|didnt|isn't|wasn't|can't|cannot)\W+(?:\w+\W+){0,2}$"
 )
+
+# Negated threats and complaints ("我们不会起诉", "I won't sue", "no need to call a lawyer"): a negator at most a few
+# characters / words before the cue, in the same clause, drops the hit; a conditional ("不解决我就起诉", "if you don't
+# refund I'll sue", "don't make me call my lawyer", "I won't hesitate to sue") keeps it.
+_THREAT_CLAUSE_BREAK = latin_re(r"[，,。.!！？?；;：:\n\r]|\b(?:but|however|although|though)\b|但|可是|不过")
+_ZH_THREAT_NEGATOR = re.compile(
+    r"不会|不要|不用|不必|不需要|不需|无需|无须|没必要|不打算|不准备|不想|不是要|不是想|不至于|不再|没有|没打算|没想|"
+    r"没什么|并没|并不|绝不|决不|从不|从没|(?<![特分区级个类识告差性鉴辨])别"
+)
+_ZH_THREAT_WINDOW = 6  # characters between the end of the negator and the cue
+_ZH_THREAT_KEEP = re.compile(r"就|才|的话|否则|不然|要不|逼|我要|我会|要去|会去|只能|只好|必须|一定|肯定")
+_ZH_CONDITIONAL = re.compile(r"如果|要是|假如|若是|万一|再")
+_EN_THREAT_NEGATOR = latin_re(
+    r"\b(?:won't|wont|wouldn't|don't|dont|didn't|didnt|doesn't|isn't|wasn't|aren't|can't|cant|cannot|never|not|no|"
+    r"nothing)\b((?:[^a-z0-9']+[a-z0-9']+){0,4})[^a-z0-9']*$"
+)
+_EN_THREAT_KEEP = latin_re(
+    r"\b(?:i'll|i will|we'll|we will|i'm going|we're going|then|or|else|so|make me|force me|push me|hesitate|"
+    r"afraid|only|until|unless)\b"
+)
+_EN_CONDITIONAL = latin_re(r"\b(?:if|unless|otherwise)\b")
 
 
 @dataclass(frozen=True)
@@ -26,6 +61,7 @@ class _Rule:
     pattern: re.Pattern[str]
     weight: float
     negatable: bool = False  # skip the hit when a negator stands right before it
+    threat: bool = False  # skip the hit when the threat / complaint is negated ("我不会投诉", "I won't sue")
 
 
 def _rules(*items: tuple[str, float] | tuple[str, float, bool]) -> tuple[_Rule, ...]:
@@ -33,8 +69,12 @@ def _rules(*items: tuple[str, float] | tuple[str, float, bool]) -> tuple[_Rule, 
     for item in items:
         pattern, weight = item[0], item[1]
         negatable = bool(item[2]) if len(item) > 2 else False
-        out.append(_Rule(re.compile(pattern), weight, negatable))
+        out.append(_Rule(latin_re(pattern), weight, negatable))
     return tuple(out)
+
+
+def _threat_rules(*items: tuple[str, float]) -> tuple[_Rule, ...]:
+    return tuple(_Rule(latin_re(pattern), weight, threat=True) for pattern, weight in items)
 
 
 INTENT_RULES: dict[str, tuple[_Rule, ...]] = {
@@ -92,18 +132,21 @@ INTENT_RULES: dict[str, tuple[_Rule, ...]] = {
         ),
         (r"\bcompetitor\b|\buninstall", WEAK),
     ),
-    "complaint": _rules(
+    "complaint": _threat_rules(
         (
             r"投诉|差评|举报|要个说法|给个说法|讨个说法|太坑|坑人|骗子|欺骗|垃圾|不处理|没人管|没人理|气死",
             STRONG,
         ),
         (
-            r"退款|退货|赔偿|不满|失望|态度(很|极|非常|太)?差|太差|很差|恶心|敷衍|推诿|拖延|一直没(有)?(到|回复|解决|人)",
-            MEDIUM,
-        ),
-        (
             r"\bcomplain(t|ts|ed|ing)?\b|\bunacceptable\b|\bscam\b|\brip-?off\b|\bworst\b|\bdisgusted\b|\bfile a (formal )?complaint\b",
             STRONG,
+        ),
+    )
+    # problem descriptions stay complaints when negated ("一直没有退款", "I never got my refund")
+    + _rules(
+        (
+            r"退款|退货|赔偿|不满|失望|态度(很|极|非常|太)?差|太差|很差|恶心|敷衍|推诿|拖延|一直没(有)?(到|回复|解决|人)",
+            MEDIUM,
         ),
         (
             r"\brefund\b|\bterrible\b|\bawful\b|\bdisappoint(ed|ing)\b|\brude\b|\bridiculous\b|\bnever (received|arrived)\b",
@@ -144,9 +187,9 @@ INTENT_RULES: dict[str, tuple[_Rule, ...]] = {
         ),
         (r"\?", WEAK),
     ),
-    "regulator_threat": _rules(
+    "regulator_threat": _threat_rules(
         (
-            r"12315|12345热线|12345|消协|消费者协会|消保委|市场监管|工商局|工商部门|监管部门|银保监|金融监管|向.{0,6}(监管|主管部门)(投诉|举报|反映)",
+            r"(?<!\d)(?:12315|12345)(?!\d)|消协|消费者协会|消保委|市场监管|工商局|工商部门|监管部门|银保监|金融监管|向.{0,6}(监管|主管部门)(投诉|举报|反映)",
             STRONG,
         ),
         (
@@ -158,10 +201,15 @@ INTENT_RULES: dict[str, tuple[_Rule, ...]] = {
             STRONG,
         ),
     ),
-    "media_threat": _rules(
+    "media_threat": _threat_rules(
         (r"媒体|曝光|记者|电视台|上新闻|发到网上|发网上|发微博|发抖音|发小红书|让大家都知道", STRONG),
+        # "press", "news", "media" alone are no threat ("press the button", "good news"): a verb of going to them
         (
-            r"\b(the )?(media|press|journalists?|news|newspaper|tv station)\b|\bgo(ing)? viral\b|\bexpose\b",
+            r"\b(go(ing|ne)?|went|tak(e|ing) (this|it)|contact(ing|ed)?|call(ing|ed)?|tell(ing)?|told|talk(ing|ed)? to|speak(ing)? to|reach(ing)? out to|alert(ing)?|tip(ping)? off|writ(e|ing) to|send(ing)? (this|it) to|report(ing)? (this|it|you) to)\s+(to\s+)?((the|a|some|my|local|every|all the)\s+)*(media|press|news( outlets?| channels?| stations?)?|newspapers?|papers|reporters?|journalists?|tv( stations?)?)\b",
+            STRONG,
+        ),
+        (
+            r"\b(post|put|publish|shar)(e|s|ed|ing)?\s+(this|it|that|about (this|it))\s+(on|in|to)\s+the\s+(news|press|papers|media)\b|\b(this|you|your company)('ll| will) (be|end up) (on|in) the (news|papers)\b|\bmake (the )?headlines\b|\b(the )?(media|press) will (hear|know) about\b|\bgo(ing)? viral\b|\bexpose\b",
             STRONG,
         ),
         (
@@ -169,7 +217,7 @@ INTENT_RULES: dict[str, tuple[_Rule, ...]] = {
             MEDIUM,
         ),
     ),
-    "legal_threat": _rules(
+    "legal_threat": _threat_rules(
         (r"律师|起诉|法院|诉讼|打官司|法律途径|法律责任|报警|仲裁|律师函", STRONG),
         (r"维权", MEDIUM),
         (
@@ -216,6 +264,27 @@ def _negated(norm: str, start: int) -> bool:
     return bool(_EN_NEGATION.search(norm[max(0, start - 30) : start]))
 
 
+def _threat_negated(norm: str, start: int) -> bool:
+    """A threat or complaint cue at `start` that a negator in the same clause takes back ("我们不会起诉", "I won't sue")."""
+    prefix = norm[max(0, start - 40) : start]
+    breaks = list(_THREAT_CLAUSE_BREAK.finditer(prefix))
+    if breaks:
+        prefix = prefix[breaks[-1].end() :]
+    negators = list(_ZH_THREAT_NEGATOR.finditer(prefix))
+    zh = negators[-1] if negators else None
+    if (
+        zh is not None
+        and len(prefix) - zh.end() <= _ZH_THREAT_WINDOW
+        and not _ZH_THREAT_KEEP.search(prefix[zh.end() :])
+        and not _ZH_CONDITIONAL.search(prefix[: zh.start()])
+    ):
+        return True
+    en = _EN_THREAT_NEGATOR.search(prefix)
+    return bool(
+        en is not None and not _EN_THREAT_KEEP.search(en.group(1)) and not _EN_CONDITIONAL.search(prefix[: en.start()])
+    )
+
+
 def intent_rule_scores(norm: str) -> dict[str, float]:
     """Noisy-or of the weights of the rules that fire, per intent."""
     scores: dict[str, float] = {}
@@ -224,6 +293,8 @@ def intent_rule_scores(norm: str) -> dict[str, float]:
         for rule in INTENT_RULES[intent]:
             for m in rule.pattern.finditer(norm):
                 if rule.negatable and _negated(norm, m.start()):
+                    continue
+                if rule.threat and _threat_negated(norm, m.start()):
                     continue
                 miss *= 1.0 - rule.weight
                 break
@@ -248,12 +319,12 @@ def intent_scores(norm: str, sentiment: tuple[float, float, float] | None) -> di
 
 # -- need layer -------------------------------------------------------------------------------------------------
 
-_ITCH = re.compile(
+_ITCH = latin_re(
     r"希望|建议|要是|如果能|能不能|可不可以|最好(能|可以)?|期待|增加|改进|优化|加个|加一个|支持一下|"
     r"\bwish\b|\bhope\b|\bsuggest|\bwould be (nice|great|good|better)\b|\bplease add\b|\bcould you add\b|\bshould (have|add|offer)\b|"
     r"\bfeature request\b|\bif only\b|\bit would help\b|\bi'd love (it )?if\b"
 )
-_DELIGHT = re.compile(
+_DELIGHT = latin_re(
     r"惊喜|超出预期|超预期|出乎意料|太棒|完美|爱了|绝了|超赞|感动|贴心|五星|"
     r"\bamazing\b|\blove(d)?\b|\bexceeded\b|\bdelight|\bwow\b|\bperfect\b|\bfantastic\b|\bsurpris|\bawesome\b|\bbeyond\b"
 )
