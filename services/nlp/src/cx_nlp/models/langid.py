@@ -7,7 +7,7 @@ Latin-script languages.
 
 from __future__ import annotations
 
-from cx_nlp.models.text import EN_STOPWORDS, en_words, is_han, script_tables
+from cx_nlp.models.text import EN_STOPWORDS, en_words, fold_width, has_han, is_han, script_tables
 
 _OTHER_LATIN_STOPWORDS = frozenset(
     [
@@ -78,12 +78,13 @@ _OTHER_LATIN_STOPWORDS = frozenset(
 
 
 def detect(text: str) -> tuple[str, float]:
+    text = fold_width(text)  # ＩＰＨＯＮＥ counts as Latin; folding keeps Han characters as they are
     han = kana = hangul = latin = other_letters = 0
     for ch in text:
         o = ord(ch)
         if is_han(ch):
             han += 1
-        elif 0x3040 <= o <= 0x30FF:
+        elif 0x3040 <= o <= 0x30FF and o != 0x30FB:  # not the katakana middle dot, common in Chinese names
             kana += 1
         elif 0xAC00 <= o <= 0xD7AF or 0x1100 <= o <= 0x11FF:
             hangul += 1
@@ -93,7 +94,8 @@ def detect(text: str) -> tuple[str, float]:
             other_letters += 1
     if han + kana + hangul + latin + other_letters == 0:
         return "other", 0.0
-    if kana and kana >= 0.1 * (han + kana):
+    # Japanese only when kana are a real share of the text: an incidental の in Chinese (我の店很好) stays Chinese
+    if kana and (kana * 2 > han + kana or (kana >= 2 and kana * 5 >= han + kana)):
         return "other", min(0.99, 0.6 + kana / (han + kana))
     if hangul > han and hangul * 2 > latin:
         return "other", 0.9
@@ -122,3 +124,35 @@ def detect(text: str) -> tuple[str, float]:
         return "en", round(min(0.99, 0.7 + en_hits / len(words)), 4)
     # short texts without function words ("great product", "refund"): English is the best guess
     return "en", 0.55 if len(words) <= 4 else 0.4
+
+
+def clause_languages(text: str, spans: list[tuple[int, int]], language: str) -> list[str]:
+    """The language of each clause span of `text` whose whole-text language is `language`.
+
+    Single-script texts keep the text's language for every clause (no per-clause work). A text that mixes Chinese
+    and Latin script ("The food was great. 但是服务员态度太差了") gets each clause's own language where the clause is
+    clearly on the other side: a clause with Han characters detected as Chinese in a Latin-script text, or a clause
+    without Han characters detected as English in a Chinese text.
+    """
+    if not spans:
+        return []
+    same = [language] * len(spans)
+    if not (language.startswith("zh") or language == "en") or not has_han(text):
+        return same
+    folded = fold_width(text)
+    if not any("a" <= ch <= "z" or "A" <= ch <= "Z" for ch in folded):
+        return same
+    out = []
+    for s, e in spans:
+        clause = text[s:e]
+        lang = language
+        if language == "en" and has_han(clause):
+            found = detect(clause)[0]
+            if found.startswith("zh"):
+                lang = found
+        elif language.startswith("zh") and not has_han(clause):
+            found = detect(clause)[0]
+            if found == "en":
+                lang = found
+        out.append(lang)
+    return out

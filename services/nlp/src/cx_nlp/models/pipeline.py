@@ -182,7 +182,11 @@ class CxPipeline:
     ) -> None:
         spans = [clause_spans(t) for t in texts]
         flat = [texts[i][s:e] for i, sp in enumerate(spans) for s, e in sp]
-        languages = [preds[i].language for i, sp in enumerate(spans) for _ in sp]
+        # each clause goes to its own language's model where a text mixes Chinese and English (still one batched call
+        # per model: `sentiment` groups the clauses by language)
+        languages = [
+            lang for i, sp in enumerate(spans) for lang in langid.clause_languages(texts[i], sp, preds[i].language)
+        ]
         vectors = self.encoder(flat) if flat and len(codebook.leaf_index) else None
         sents = self.sentiment(flat, languages) if flat else np.zeros((0, 3), dtype=np.float32)
         if whole is None:

@@ -104,17 +104,18 @@ def to_simplified(text: str) -> str:
     return text.translate(script_tables()[0])
 
 
+# full-width ASCII (U+FF01..U+FF5E) -> ASCII, ideographic space -> space
+_FULLWIDTH = {o: o - 0xFEE0 for o in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+
+def fold_width(text: str) -> str:
+    """Full-width ASCII folded to ASCII (ＩＰＨＯＮＥ -> IPHONE, ideographic space -> space); same length."""
+    return text.translate(_FULLWIDTH)
+
+
 def normalize(text: str) -> str:
     """Lower-cased, full-width ASCII folded, Simplified; same length as the input."""
-    folded = []
-    for ch in text:
-        o = ord(ch)
-        if 0xFF01 <= o <= 0xFF5E:
-            ch = chr(o - 0xFEE0)
-        elif o == 0x3000:
-            ch = " "
-        folded.append(ch)
-    simplified = to_simplified("".join(folded))
+    simplified = to_simplified(fold_width(text))
     lowered = simplified.lower()
     if len(lowered) == len(simplified):
         return lowered
@@ -122,8 +123,23 @@ def normalize(text: str) -> str:
     return "".join(low if len(low := ch.lower()) == 1 else ch for ch in simplified)
 
 
+_CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002ebef"
+# a period ends a clause when whitespace and an upper-case letter or a digit follow, when a CJK character follows
+# (with or without a space), or at the end of the text; not after a title or an initial ("Mr. Smith", "U.S. Army",
+# "e.g. the"), and never between digits ("$1,299.99")
+_SENTENCE_PERIOD = (
+    r"(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)(?<!\bProf)(?<!\bJr)(?<!\bSr)(?<!\bvs)(?<!\b[A-Za-z])"
+    r"\.+[\"'”’)\]]*"
+    rf"(?=\s+[A-Z0-9À-ÖØ-ÞЁА-Я\"“‘(]|\s*[{_CJK_CHARS}]|\s*$)"
+)
 _CLAUSE_SPLIT = re.compile(
-    r"[。！？!?；;\n\r]+|[，,、:：](?=\s*\S)|\s+(?:but|however|although|though)\s+|但是|不过|可是|然而"
+    r"[。！？!?；;\n\r]+"
+    + "|"
+    + _SENTENCE_PERIOD
+    # a comma or colon between digits (1,299 / 10:30) is part of a number
+    + r"|(?:[，、：]|(?<!\d)[,:]|[,:](?!\d))(?=\s*\S)"
+    + r"|(?<!\w)(?i:but|however|although|though)(?!\w)[\s,，]*"
+    + r"|但是|不过|可是|然而"
 )
 
 
@@ -313,8 +329,92 @@ EN_STOPWORDS = frozenset(
 )
 
 
+# Function words of the common European languages (and a few Korean ones), for the keywords of texts that are
+# neither Chinese nor English
+_OTHER_STOPWORDS_BY_LANGUAGE = {
+    "fr": """le la les un une des du de au aux et ou est sont était été être avoir avait ai as a ont ce cet cette ces
+        il elle ils elles on nous vous je tu me te se lui leur leurs mon ma mes ton ta tes son sa ses notre nos votre
+        vos qui que quoi dont où ne pas plus moins très trop bien mais donc car ni dans sur sous pour par avec sans
+        chez entre vers comme si tout tous toute toutes même aussi encore déjà y en fait peu""",
+    "es": """el lo los las una unos unas del al y o es son era fue ser estar está están estaba he ha han hay este
+        esta estos estas ese esa eso mi mis tu tus su sus nuestro nuestra yo él ella ellos ellas nosotros usted
+        ustedes que qué quien cual como cómo cuando muy más menos pero sino porque por para con sin sobre entre hasta
+        desde también ya no sí nada todo todos toda todas""",
+    "pt": """um uma uns umas os as do da dos das no na nos nas ao aos e é são foi ser estar está estão isso isto
+        esse essa eu ele ela eles elas nós você vocês meu minha seu sua muito mais mas porque com sem para pelo pela
+        não sim""",
+    "it": """il lo gli i una uno di del della dei delle nel nella che è sono era stato essere avere ha hanno ho
+        questo questa quello quella mio mia suo sua molto più ma perché per con senza anche non""",
+    "de": """der die das den dem des ein eine einen einem einer und oder ist sind war waren sein haben hat hatte
+        ich du er sie es wir ihr mein meine dein ihre unser nicht kein keine sehr mehr aber doch weil für mit ohne
+        auf aus bei nach von vor zu zum zur über unter auch noch schon nur wie was wer wo dass sich""",
+    "nl": """het een en of is zijn was waren hebben heeft had ik jij je hij zij wij jullie mijn niet geen heel meer
+        maar omdat voor met zonder op uit bij naar van te ook nog al wel dat die dit deze er""",
+    "ru": """и в во не на что это как так но а или же бы был была было были быть есть я ты он она оно мы вы они
+        мой моя мое мои его её ее их с со по за от до из к у о об для без при очень уже ещё еще все всё весь вся
+        только даже""",
+    "ko": "너무 정말 진짜 그리고 하지만 그런데 그냥 그래서 또 좀 더 잘 안 못 이 그 저 것 수 제 저는 나는",
+}
+OTHER_STOPWORDS = frozenset(w for words in _OTHER_STOPWORDS_BY_LANGUAGE.values() for w in words.split())
+
+
 def en_words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
+
+
+@lru_cache(maxsize=1)
+def _unicode_word_re() -> re.Pattern[str]:
+    """Letters of any script plus the combining marks inside words (Devanagari, Thai vowel signs: not `\\w`)."""
+    import unicodedata
+
+    marks: list[str] = []
+    o = 0
+    while o < 0x10000:
+        if unicodedata.category(chr(o)).startswith("M"):
+            lo = o
+            while o + 1 < 0x10000 and unicodedata.category(chr(o + 1)).startswith("M"):
+                o += 1
+            marks.append(f"{chr(lo)}-{chr(o)}" if o > lo else chr(lo))
+        o += 1
+    return re.compile(r"(?:[^\W\d_]|[" + "".join(marks) + r"])+")
+
+
+# runs of one East Asian script inside a letter run (no spaces between Japanese words): hiragana, katakana (with the
+# prolonged sound mark), Han, Hangul, and everything else
+_SCRIPT_RUN = re.compile(
+    r"[\u3040-\u309f]+|[\u30a0-\u30fa\u30fc-\u30ff\u31f0-\u31ff]+"
+    r"|[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _HAN_RANGES) + r"]+"
+    r"|[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]+"
+    r"|[^\u3040-\u30ff\u31f0-\u31ff\uac00-\ud7af\u1100-\u11ff\u3130-\u318f"
+    + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _HAN_RANGES)
+    + r"]+"
+)
+_EAST_ASIAN = re.compile(
+    r"[\u3040-\u30ff\u31f0-\u31ff\uac00-\ud7af\u1100-\u11ff\u3130-\u318f"
+    + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _HAN_RANGES)
+    + r"]"
+)
+
+
+def unicode_words(text: str) -> list[str]:
+    """Lower-cased words of any script: runs of letters (no digits, no underscore), split where the script changes
+    between hiragana, katakana, Han and Hangul (Japanese has no spaces between words; 12345 is no word)."""
+    out: list[str] = []
+    for w in _unicode_word_re().findall(fold_width(text).lower()):
+        if _EAST_ASIAN.search(w) is None:
+            out.append(w)
+        else:
+            out.extend(_SCRIPT_RUN.findall(w))
+    return out
+
+
+def is_hiragana(word: str) -> bool:
+    return all("\u3040" <= ch <= "\u309f" for ch in word)
+
+
+def is_east_asian(word: str) -> bool:
+    """Whether the word is Han, kana or Hangul (a character is a syllable or a morpheme: short words count)."""
+    return _EAST_ASIAN.search(word) is not None
 
 
 ZH_STOPWORDS = frozenset(
