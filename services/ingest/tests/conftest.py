@@ -41,6 +41,21 @@ class Ingest:
     def key(key: str) -> dict[str, str]:
         return {"X-Api-Key": key}
 
+    async def queued_file_import(self, tenant: uuid.UUID, partner_id: str, path: Path) -> uuid.UUID:
+        """A running CSV import of the file at `path` whose runner has not started (`files.process_import` runs it)."""
+        import_id = uuid.uuid4()
+        await self.sql(
+            "INSERT INTO imports (id, tenant_id, partner_id, kind, status, total, accepted, duplicate, rejected, "
+            "results, filename, file_format, stored_path) VALUES ($1, $2, $3, 'file', 'running', 0, 0, 0, 0, '[]', "
+            "$4, 'csv', $5)",
+            import_id,
+            tenant,
+            uuid.UUID(partner_id),
+            path.name,
+            str(path),
+        )
+        return import_id
+
     async def sql(self, query: str, *args: Any) -> list[asyncpg.Record]:
         conn = await asyncpg.connect(self.db.admin_url.replace("postgresql+asyncpg://", "postgresql://"))
         try:

@@ -178,17 +178,7 @@ async def _import_peak_memory(ingest, tenant, partner_id, path, rows: int) -> tu
         for i in range(rows):
             writer.writerow([f"{path.stem}-{i}", f"{text}{i}", f"cust-{i % 997}"])
     size = path.stat().st_size
-    import_id = uuid.uuid4()
-    await ingest.sql(
-        "INSERT INTO imports (id, tenant_id, partner_id, kind, status, total, accepted, duplicate, rejected, "
-        "results, filename, file_format, stored_path) VALUES ($1, $2, $3, 'file', 'running', 0, 0, 0, 0, '[]', "
-        "$4, 'csv', $5)",
-        import_id,
-        tenant,
-        uuid.UUID(partner_id),
-        path.name,
-        str(path),
-    )
+    import_id = await ingest.queued_file_import(tenant, partner_id, path)
     runtime = ingest.app.state.runtime
     tracemalloc.start()
     try:

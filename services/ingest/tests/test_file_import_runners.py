@@ -21,18 +21,7 @@ async def queued_import(ingest, tenant: uuid.UUID, partner_id: str, path: Path, 
     """A running file import of `rows` (header first) whose runner has not started yet."""
     with path.open("w", newline="", encoding="utf-8") as out:
         csv.writer(out).writerows(rows)
-    import_id = uuid.uuid4()
-    await ingest.sql(
-        "INSERT INTO imports (id, tenant_id, partner_id, kind, status, total, accepted, duplicate, rejected, "
-        "results, filename, file_format, stored_path) VALUES ($1, $2, $3, 'file', 'running', 0, 0, 0, 0, '[]', "
-        "$4, 'csv', $5)",
-        import_id,
-        tenant,
-        uuid.UUID(partner_id),
-        path.name,
-        str(path),
-    )
-    return import_id
+    return await ingest.queued_file_import(tenant, partner_id, path)
 
 
 async def import_row(ingest, import_id: uuid.UUID) -> dict:

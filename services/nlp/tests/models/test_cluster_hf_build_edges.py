@@ -7,6 +7,7 @@ import json
 import random
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -21,6 +22,9 @@ from cx_nlp.models.cluster import has_content
 from cx_nlp.models.pipeline import MANIFEST, MODEL_FORMAT
 
 # -- clustering ----------------------------------------------------------------------------------------------------
+
+
+TinyBert = Callable[[Path, "dict[int, str] | None"], Path]  # the `tiny_bert` fixture (conftest.py)
 
 
 def _sizes(pipe: Pipeline, texts: list[str]) -> tuple[list[int], list[int]]:
@@ -114,57 +118,18 @@ pytest.importorskip("transformers")
 from cx_nlp.models import hf  # noqa: E402
 from cx_nlp.models.hf import HFEncoder, HFSentiment  # noqa: E402
 
-
-def _tiny_bert(path: Path, labels: dict[int, str] | None) -> Path:
-    """A 1-layer BERT with 64 positions and a 15-token vocabulary (as test_hf.py's), saved to `path`."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import BertConfig, BertForSequenceClassification, BertModel, PreTrainedTokenizerFast
-
-    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"物流太慢好快", "good", "bad", "slow"]
-    tok = Tokenizer(models.WordPiece(vocab={t: i for i, t in enumerate(tokens)}, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-    )
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(tokens),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-    )
-    model: Any
-    if labels is None:
-        model = BertModel(config)
-    else:
-        config.num_labels = len(labels)
-        config.id2label = labels
-        config.label2id = {v: k for k, v in labels.items()}
-        model = BertForSequenceClassification(config)
-    model.save_pretrained(path)
-    fast.save_pretrained(path)
-    return path
-
-
 LONG = " ".join(["good"] * 100)  # the tiny BERT reads 64 tokens (62 and its 2 special tokens)
 LONGER = LONG + " " + " ".join(["bad", "slow"] * 60)
 
 
 @pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _tiny_bert(tmp_path_factory.mktemp("edges") / "enc", None)
+def bert_dir(tmp_path_factory: pytest.TempPathFactory, tiny_bert: TinyBert) -> Path:
+    return tiny_bert(tmp_path_factory.mktemp("edges") / "enc", None)
 
 
 @pytest.fixture(scope="module")
-def classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _tiny_bert(tmp_path_factory.mktemp("edges") / "sent", {0: "NEGATIVE", 1: "NEUTRAL", 2: "POSITIVE"})
+def classifier_dir(tmp_path_factory: pytest.TempPathFactory, tiny_bert: TinyBert) -> Path:
+    return tiny_bert(tmp_path_factory.mktemp("edges") / "sent", {0: "NEGATIVE", 1: "NEUTRAL", 2: "POSITIVE"})
 
 
 def _windows(tokenizer: Any, text: str, max_length: int) -> list[list[int]]:
@@ -308,8 +273,8 @@ class _FixedLogits:
 STARS = {0: "1 star", 1: "2 stars", 2: "3 stars", 3: "4 stars", 4: "5 stars"}
 
 
-def test_star_ratings_map_to_three_classes(tmp_path: Path) -> None:
-    clf = HFSentiment(_tiny_bert(tmp_path / "stars", STARS))
+def test_star_ratings_map_to_three_classes(tmp_path: Path, tiny_bert: TinyBert) -> None:
+    clf = HFSentiment(tiny_bert(tmp_path / "stars", STARS))
     assert clf.groups == [[0, 1], [2], [3, 4]]
     clf.model = _FixedLogits(clf.model.config, [0.05, 0.1, 0.2, 0.5, 0.15])  # confidently 4 stars
     p = clf(["good", "bad"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,48 +15,11 @@ from cx_nlp.models.hf import HFEncoder, HFSentiment, encoder_memo, resolve_devic
 from cx_nlp.models.onednn import PackedBf16Linear, packing_available  # noqa: E402
 from cx_nlp.models.vector_cache import VectorCache  # noqa: E402
 
-
-def _tiny_bert(path: Path, labels: dict[int, str] | None) -> Path:
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import BertConfig, BertForSequenceClassification, BertModel, PreTrainedTokenizerFast
-
-    vocab = {
-        tok: i
-        for i, tok in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"物流太慢好快", "good", "bad", "slow"])
-    }
-    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-    )
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-    )
-    if labels is None:
-        model = BertModel(config)
-    else:
-        config.num_labels = len(labels)
-        config.id2label = labels
-        config.label2id = {v: k for k, v in labels.items()}
-        model = BertForSequenceClassification(config)
-    model.save_pretrained(path)
-    fast.save_pretrained(path)
-    return path
+TinyBert = Callable[[Path, "dict[int, str] | None"], Path]  # the `tiny_bert` fixture (conftest.py)
 
 
-def test_encoder_from_local_dir(tmp_path: Path) -> None:
-    enc = HFEncoder(_tiny_bert(tmp_path / "enc", None))
+def test_encoder_from_local_dir(tmp_path: Path, tiny_bert: TinyBert) -> None:
+    enc = HFEncoder(tiny_bert(tmp_path / "enc", None))
     e = enc(["物流太慢", "good", "bad slow"])
     assert e.shape == (3, 16) and e.dtype == np.float32
     assert np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
@@ -75,8 +39,8 @@ def _counting(enc: HFEncoder) -> list[list[str]]:
     return passes
 
 
-def test_texts_seen_again_come_from_the_vector_cache(tmp_path: Path) -> None:
-    path = _tiny_bert(tmp_path / "enc", None)
+def test_texts_seen_again_come_from_the_vector_cache(tmp_path: Path, tiny_bert: TinyBert) -> None:
+    path = tiny_bert(tmp_path / "enc", None)
     enc = HFEncoder(path, cache_size=3)
     passes = _counting(enc)
     first = enc(["good", "bad", "good"])
@@ -97,8 +61,8 @@ def test_texts_seen_again_come_from_the_vector_cache(tmp_path: Path) -> None:
     assert np.allclose(uncached(["good", "bad", "slow"]), enc(["good", "bad", "slow"]), atol=1e-6)
 
 
-def test_no_vector_cache_when_its_size_is_zero(tmp_path: Path) -> None:
-    enc = HFEncoder(_tiny_bert(tmp_path / "enc", None), cache_size=0)
+def test_no_vector_cache_when_its_size_is_zero(tmp_path: Path, tiny_bert: TinyBert) -> None:
+    enc = HFEncoder(tiny_bert(tmp_path / "enc", None), cache_size=0)
     passes = _counting(enc)
     enc(["good"])
     enc(["good"])
@@ -129,18 +93,18 @@ def test_vector_cache_is_shared_safely_by_threads() -> None:
         assert cache.hits + cache.misses == 40 * 100
 
 
-def test_texts_longer_than_the_model_positions_are_truncated_to_fit(tmp_path: Path) -> None:
+def test_texts_longer_than_the_model_positions_are_truncated_to_fit(tmp_path: Path, tiny_bert: TinyBert) -> None:
     """The tiny BERT has 64 positions, fewer than the default max_length of 256 tokens."""
     long_text = " ".join(["good", "bad", "slow"] * 60)
-    enc = HFEncoder(_tiny_bert(tmp_path / "enc", None))
+    enc = HFEncoder(tiny_bert(tmp_path / "enc", None))
     assert enc.max_length == 64 and enc([long_text]).shape == (1, 16)
-    clf = HFSentiment(_tiny_bert(tmp_path / "sent", {0: "NEGATIVE", 1: "POSITIVE"}))
+    clf = HFSentiment(tiny_bert(tmp_path / "sent", {0: "NEGATIVE", 1: "POSITIVE"}))
     assert clf.max_length == 64 and clf([long_text]).shape == (1, 3)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "int8"])
-def test_sentiment_from_local_dir(tmp_path: Path, dtype: str) -> None:
-    path = _tiny_bert(tmp_path / "sent", {0: "NEGATIVE", 1: "NEUTRAL", 2: "POSITIVE"})
+def test_sentiment_from_local_dir(tmp_path: Path, dtype: str, tiny_bert: TinyBert) -> None:
+    path = tiny_bert(tmp_path / "sent", {0: "NEGATIVE", 1: "NEUTRAL", 2: "POSITIVE"})
     ref = HFSentiment(path)(["物流太慢", "good"])
     clf = HFSentiment(path, dtype=dtype)
     p = clf(["物流太慢", "good"])
@@ -150,8 +114,8 @@ def test_sentiment_from_local_dir(tmp_path: Path, dtype: str) -> None:
 
 
 @pytest.mark.skipif(not packing_available(), reason="no oneDNN bfloat16 kernels on this CPU/build")
-def test_a_bf16_encoder_on_cpu_runs_packed_and_matches_float32(tmp_path: Path) -> None:
-    path = _tiny_bert(tmp_path / "enc", None)
+def test_a_bf16_encoder_on_cpu_runs_packed_and_matches_float32(tmp_path: Path, tiny_bert: TinyBert) -> None:
+    path = tiny_bert(tmp_path / "enc", None)
     texts = ["物流太慢", "good", "bad slow good", "好快"]
     reference = HFEncoder(path)(texts)
     encoder = HFEncoder(path, dtype="bfloat16")
@@ -163,8 +127,8 @@ def test_a_bf16_encoder_on_cpu_runs_packed_and_matches_float32(tmp_path: Path) -
     assert np.allclose(encoder(["good"]), got[1:2], atol=1e-2)
 
 
-def test_bucketed_sentiment_matches_one_text_at_a_time(tmp_path: Path) -> None:
-    clf = HFSentiment(_tiny_bert(tmp_path / "sent", {0: "NEGATIVE", 1: "NEUTRAL", 2: "POSITIVE"}), batch_size=2)
+def test_bucketed_sentiment_matches_one_text_at_a_time(tmp_path: Path, tiny_bert: TinyBert) -> None:
+    clf = HFSentiment(tiny_bert(tmp_path / "sent", {0: "NEGATIVE", 1: "NEUTRAL", 2: "POSITIVE"}), batch_size=2)
     clf.max_batch_tokens = 24  # long texts go through in passes of their own
     texts = [" ".join(["good bad slow"] * 6), "物流太慢", "good", " ".join(["bad"] * 15), "好快 good"]
     together = clf(texts)
@@ -172,8 +136,8 @@ def test_bucketed_sentiment_matches_one_text_at_a_time(tmp_path: Path) -> None:
     assert np.allclose(together, alone, atol=1e-5)
 
 
-def test_binary_labels_map_to_three_classes(tmp_path: Path) -> None:
-    clf = HFSentiment(_tiny_bert(tmp_path / "bin", {0: "neg", 1: "pos"}))
+def test_binary_labels_map_to_three_classes(tmp_path: Path, tiny_bert: TinyBert) -> None:
+    clf = HFSentiment(tiny_bert(tmp_path / "bin", {0: "neg", 1: "pos"}))
     assert clf.order == [0, -1, 1]
     assert clf(["bad"]).shape == (1, 3)
 
@@ -236,8 +200,8 @@ def test_token_buckets_carry_each_texts_own_features() -> None:
     assert [len(b) for b, _ in token_buckets(features, max_batch=8, max_tokens=80)] == [3, 1, 1]  # 2 x 41 > 80
 
 
-def test_bucketed_encoding_matches_one_text_at_a_time(tmp_path: Path) -> None:
-    enc = HFEncoder(_tiny_bert(tmp_path / "enc", None), batch_size=2)
+def test_bucketed_encoding_matches_one_text_at_a_time(tmp_path: Path, tiny_bert: TinyBert) -> None:
+    enc = HFEncoder(tiny_bert(tmp_path / "enc", None), batch_size=2)
     texts = ["good", " ".join(["good bad slow"] * 12), "物流太慢 好快 bad", "good", " ".join(["bad"] * 20)]
     together = enc(texts)
     alone = np.vstack([enc([t]) for t in texts])
@@ -255,10 +219,12 @@ def test_model_references_resolve_to_local_directories(tmp_path: Path) -> None:
         model_dir_for("cardiffnlp/twitter-xlm-roberta-base-sentiment")  # a hub id, downloads not allowed
 
 
-def test_a_hub_id_is_downloaded_only_when_allowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_hub_id_is_downloaded_only_when_allowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_bert: TinyBert
+) -> None:
     import huggingface_hub
 
-    local = _tiny_bert(tmp_path / "snapshot", None)
+    local = tiny_bert(tmp_path / "snapshot", None)
     asked: list[tuple[str, str | None]] = []
 
     def snapshot_download(repo_id: str, *, revision: str | None = None) -> str:
