@@ -139,40 +139,30 @@ async def test_an_invalid_shared_request_is_resent_call_by_call() -> None:
     assert await busy == ["X"]
 
 
-async def test_any_other_failure_fails_every_call_of_the_request() -> None:
+@pytest.mark.parametrize(
+    "failure",
+    [
+        RpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, "overloaded"),
+        ValueError("Expecting value: line 1 column 1"),  # not only RpcError: a bug, a malformed answer
+    ],
+    ids=["rpc-error", "unexpected"],
+)
+async def test_any_other_failure_fails_every_call_of_the_request(failure: Exception) -> None:
+    """Every call waiting on the request gets its failure (none is left hanging), and the slot is free again."""
     up, co, busy = await occupied()
-    up.failures[1] = RpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, "overloaded")
+    up.failures[1] = failure
     a, b = start(co, "a"), start(co, "b")
     await settle()
     up.release(0)
     await settle()
     up.release(1)
     for call in (a, b):
-        with pytest.raises(RpcError) as err:
-            await call
-        assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        with pytest.raises(type(failure)) as err:
+            await asyncio.wait_for(call, 5)
+        assert err.value is failure
     assert len(up.requests) == 2  # not retried: the caller decides
     assert await busy == ["X"]
-    later = start(co, "c")  # the slot is free again
-    await settle()
-    up.release(2)
-    assert await later == ["C"]
-
-
-async def test_an_unexpected_failure_of_a_shared_request_reaches_every_call() -> None:
-    """Not only RpcError: a bug or a malformed answer must fail the calls waiting on it, never leave them hanging."""
-    up, co, busy = await occupied()
-    up.failures[1] = ValueError("Expecting value: line 1 column 1")
-    a, b = start(co, "a"), start(co, "b")
-    await settle()
-    up.release(0)
-    await settle()
-    up.release(1)
-    for call in (a, b):
-        with pytest.raises(ValueError, match="Expecting value"):
-            await asyncio.wait_for(call, 5)
-    assert await busy == ["X"]
-    later = start(co, "c")  # the slot is free again
+    later = start(co, "c")
     await settle()
     up.release(2)
     assert await later == ["C"]
