@@ -160,7 +160,8 @@ class FakeNlp:
             response.clusters.append(
                 nlp_pb2.Cluster(
                     size=len(items),
-                    keywords=[nlp_pb2.Keyword(text=f"{prefix}{k}", weight=1.0) for k in range(self.keywords)],
+                    keywords=[nlp_pb2.Keyword(text=f"{prefix}{k}", weight=1.0) for k in range(self.keywords)]
+                    + [nlp_pb2.Keyword(text=i.text[2:], weight=0.5) for i in items],  # a term of each member's text
                     member_ids=[i.id for i in items],
                     representative_ids=[i.id for i in items],
                     representative_texts=[i.text for i in items],
@@ -273,6 +274,7 @@ async def test_cluster_runs_are_seen_through_the_org_unit_scope(ingest, monkeypa
     assert [(c["rank"], c["size"]) for c in run["clusters"]] == [(0, 2)]  # the price cluster has nothing of s1
     assert set(run["clusters"][0]["member_ids"]) == {ids["停车难"], ids["停车乱"]}
     assert {r["text"] for r in run["clusters"][0]["representatives"]} == {"停车难", "停车乱"}
+    assert [k["text"] for k in run["clusters"][0]["keywords"]] == ["难", "乱"]  # not 贵: only s2's text has it
 
     full = (await ingest.client.get(f"/v1/clusters/runs/{run['id']}", headers=ingest.auth(tenant))).json()
     assert [c["size"] for c in full["clusters"]] == [3, 2] and full["noise_count"] == 1

@@ -1,5 +1,6 @@
 import datetime as dt
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Select, Uuid, cast, func, select, true
@@ -109,16 +110,28 @@ async def get_cluster(
     return (await session.execute(query)).scalar_one_or_none()
 
 
+@dataclass
+class VisibleMembers:
+    """What an org-scoped caller may see of one cluster: its member ids there, and their texts (lower-cased), which
+    a keyword must appear in to be shown (the cluster's keywords summarise every member)."""
+
+    ids: set[str] = field(default_factory=set)
+    texts: list[str] = field(default_factory=list)
+
+    def keywords(self, keywords: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [k for k in keywords if any(str(k.get("text", "")).lower() in t for t in self.texts)]
+
+
 async def visible_members(
     session: AsyncSession, tenant_id: uuid.UUID, run_ids: list[uuid.UUID], units: Select[Any]
-) -> dict[uuid.UUID, dict[uuid.UUID, set[str]]]:
-    """Run id -> cluster id -> the member ids (feedback item ids) of those runs' clusters that lie in `units`
+) -> dict[uuid.UUID, dict[uuid.UUID, VisibleMembers]]:
+    """Run id -> cluster id -> the members (feedback items) of those runs' clusters that lie in `units`
     (`orgs.service.visible_units`, the same rule as the feedback reads). Clusters with none are absent."""
     if not run_ids:
         return {}
     member = func.jsonb_array_elements_text(Cluster.member_ids).table_valued("value").lateral("member")
     query = (
-        select(Cluster.run_id, Cluster.id, member.c.value)
+        select(Cluster.run_id, Cluster.id, member.c.value, FeedbackItem.text)
         .select_from(Cluster)
         .join(member, true())
         .join(
@@ -127,7 +140,9 @@ async def visible_members(
         )
         .where(Cluster.tenant_id == tenant_id, Cluster.run_id.in_(run_ids), FeedbackItem.org_unit_id.in_(units))
     )
-    out: dict[uuid.UUID, dict[uuid.UUID, set[str]]] = {run_id: {} for run_id in run_ids}
-    for run_id, cluster_id, member_id in (await session.execute(query)).all():
-        out[run_id].setdefault(cluster_id, set()).add(str(member_id))
+    out: dict[uuid.UUID, dict[uuid.UUID, VisibleMembers]] = {run_id: {} for run_id in run_ids}
+    for run_id, cluster_id, member_id, text in (await session.execute(query)).all():
+        seen = out[run_id].setdefault(cluster_id, VisibleMembers())
+        seen.ids.add(str(member_id))
+        seen.texts.append((text or "").lower())
     return out

@@ -12,6 +12,7 @@ from cx_common.errors import Problem, conflict, not_found
 from cx_ingest.clusters import service
 from cx_ingest.clusters.models import Cluster, ClusterRun
 from cx_ingest.clusters.schemas import ClusterRead, ClusterRunIn, ClusterRunRead, PromoteIn
+from cx_ingest.clusters.service import VisibleMembers
 from cx_ingest.codebooks import service as codebooks
 from cx_ingest.codebooks.schemas import CodebookRead, NodeIn
 from cx_ingest.codebooks.views import tree_problem
@@ -24,17 +25,17 @@ Writer = Annotated[Principal, Depends(require_scopes("clusters:write"))]
 
 
 def run_read(
-    run: ClusterRun, clusters: list[Cluster], visible: dict[uuid.UUID, set[str]] | None = None
+    run: ClusterRun, clusters: list[Cluster], visible: dict[uuid.UUID, VisibleMembers] | None = None
 ) -> ClusterRunRead:
-    """The run as the caller may see it: `visible` (cluster id -> visible member ids) for an org-scoped caller."""
+    """The run as the caller may see it: `visible` (cluster id -> its visible members) for an org-scoped caller."""
     reads = [ClusterRead.model_validate(c) for c in clusters]
     item_count: int = run.item_count
     noise_count: int | None = run.noise_count
     if visible is not None:
-        reads = [_scoped(read, visible.get(read.id, set())) for read in reads]
+        reads = [_scoped(read, visible.get(read.id, VisibleMembers())) for read in reads]
         reads = sorted((r for r in reads if r.size), key=lambda r: (-r.size, r.rank))
         reads = [r.model_copy(update={"rank": rank}) for rank, r in enumerate(reads)]
-        item_count = sum(len(members) for members in visible.values())
+        item_count = sum(len(members.ids) for members in visible.values())
         noise_count = None
     return ClusterRunRead(
         id=run.id,
@@ -48,19 +49,20 @@ def run_read(
     )
 
 
-def _scoped(read: ClusterRead, members: set[str]) -> ClusterRead:
+def _scoped(read: ClusterRead, members: VisibleMembers) -> ClusterRead:
     return read.model_copy(
         update={
-            "size": len(members),
-            "member_ids": [m for m in read.member_ids if m in members],
-            "representatives": [r for r in read.representatives if str(r.get("id")) in members],
+            "size": len(members.ids),
+            "member_ids": [m for m in read.member_ids if m in members.ids],
+            "representatives": [r for r in read.representatives if str(r.get("id")) in members.ids],
+            "keywords": members.keywords(read.keywords),
         }
     )
 
 
 async def _visible(
     session: AsyncSession, principal: Principal, run_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, dict[uuid.UUID, set[str]]] | None:
+) -> dict[uuid.UUID, dict[uuid.UUID, VisibleMembers]] | None:
     """None for a tenant-wide caller, else (run id -> cluster id -> member ids) what its org units let it see of
     these runs' clusters."""
     units = visible_units(principal)
@@ -86,8 +88,8 @@ async def run_clustering(
     tenant (like the scheduled runs), but a caller whose token names an org unit sees of each cluster only the
     members and representatives from its unit and the units below it, here and in `GET /runs`, `GET /runs/{id}`:
     `size` and `item_count` count what it can see, clusters with nothing it can see are left out (the others ranked
-    again by what it can see), and `noise_count` is null (noise is not kept per item). Keywords are the cluster's
-    own (NLP's summary over all its members)."""
+    again by what it can see), `noise_count` is null (noise is not kept per item), and of the cluster's keywords
+    (NLP's summary over all its members) only those that occur in a text it can see are shown."""
     try:
         run, clusters = await service.run_clustering(
             session, nlp_stub(runtime), principal.tenant_id, body, actor=principal.user_id
@@ -132,17 +134,18 @@ async def promote(
     A cluster is promoted once (409 on a second promote). The cluster and the codebook rows are locked for the
     change, so concurrent promotions into one codebook all land in its draft. An org-scoped caller (see
     `POST /runs`) can promote only a cluster with members in its units (else 404), and only representatives from
-    its units become examples."""
+    its units become examples (and only keywords that occur in its units' texts)."""
     cluster = await service.get_cluster(session, principal.tenant_id, cluster_id, for_update=True)
     if cluster is None:
         raise not_found("cluster", cluster_id)
-    representatives = cluster.representatives
+    representatives, keywords = cluster.representatives, cluster.keywords
     visible = await _visible(session, principal, [cluster.run_id])
     if visible is not None:
-        members = visible[cluster.run_id].get(cluster.id, set())
-        if not members:
+        members = visible[cluster.run_id].get(cluster.id)
+        if members is None:
             raise not_found("cluster", cluster_id)
-        representatives = [r for r in representatives if str(r.get("id")) in members]
+        representatives = [r for r in representatives if str(r.get("id")) in members.ids]
+        keywords = members.keywords(keywords)
     if cluster.promoted_node_id is not None:
         raise conflict(
             f"cluster {cluster_id} was already promoted to node {cluster.promoted_node_id!r} of codebook "
@@ -160,7 +163,7 @@ async def promote(
             id=node_id,
             parent_id=body.parent_id,
             names=body.names,
-            keywords=body.keywords if body.keywords is not None else [k["text"] for k in cluster.keywords],
+            keywords=body.keywords if body.keywords is not None else [k["text"] for k in keywords],
             examples=[r["text"][:500] for r in representatives],
         )
     except ValidationError as exc:
