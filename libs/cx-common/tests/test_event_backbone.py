@@ -254,6 +254,62 @@ async def test_poison_event_goes_to_dead_letter_after_bounded_redelivery(world):
     await bus.close()
 
 
+async def test_an_unreachable_database_dead_letters_nothing_and_the_event_applies_once_it_is_back(world):
+    """Longer than the whole retry budget (max_deliver 3): the event is held, not redelivered, and applied once."""
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from cx.events.v1 import events_pb2
+    from cx_common.db import create_engine, session_factory
+    from cx_common.events import EventConsumer
+
+    admin = world["admin"]
+    bus = await backbone.bus()
+    envelope = events_pb2.Envelope(event_id="0190a0f0-0000-7000-8000-000000000002", type=backbone.EVENT_TYPE)
+    await bus.js.publish(f"{bus.subject_prefix}.{backbone.EVENT_TYPE}", envelope.SerializeToString())
+    attempts = 0
+
+    async def outage_then_ok(session: AsyncSession, env: events_pb2.Envelope) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts <= 6:  # the database "goes away" for six tries, twice the delivery budget
+            raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+
+    consumer = EventConsumer(
+        bus,
+        session_factory(create_engine(world["urls"][backbone.CONSUMER], backbone.CONSUMER)),
+        durable="outage",
+        event_types=[backbone.EVENT_TYPE],
+        handler=outage_then_ok,
+        max_deliver=3,
+        backoff=(0.05,),
+    )
+
+    async def applied() -> bool:
+        return await scalar(admin, f"SELECT count(*) FROM {backbone.CONSUMER}.processed_events") == 1
+
+    await drain(consumer, applied)
+    assert attempts == 7
+    info = await bus.js.stream_info(bus.stream, subjects_filter=consumer.dlq_subject)
+    assert not (info.state.subjects or {}).get(consumer.dlq_subject)
+    state = await bus.js.consumer_info(bus.stream, "outage")
+    assert state.num_redelivered == 0  # held while waiting, never handed back
+    await bus.close()
+
+
+def test_only_connection_failures_count_as_the_database_being_unreachable() -> None:
+    import asyncpg
+    from sqlalchemy.exc import OperationalError
+
+    from cx_common.events.consumer import database_unavailable
+
+    wrapped = OperationalError("SELECT 1", {}, asyncpg.exceptions.CannotConnectNowError("the database is starting up"))
+    assert database_unavailable(ConnectionRefusedError(111, "refused")) and database_unavailable(wrapped)
+    handled = ValueError("bad event")
+    handled.__context__ = ConnectionRefusedError(111, "refused")  # raised while handling one: not its cause
+    assert not database_unavailable(handled)
+    assert not database_unavailable(FileNotFoundError("x")) and not database_unavailable(ValueError("x"))
+
+
 async def test_batch_consumer_applies_a_fetched_batch_once_and_falls_back_per_message(world):
     """BatchEventConsumer: redelivered copies inside one batch are applied once; a batch whose handler fails is
     rolled back and applied message by message through the per-message handler."""

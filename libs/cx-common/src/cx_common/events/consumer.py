@@ -3,7 +3,9 @@
 For each message: in one transaction, record the event id in `processed_events` and apply the handler; commit; then
 ack. A crash before commit leaves nothing behind and the message is redelivered; a crash after commit but before
 ack leads to a redelivery that finds the event id already recorded and is acked without applying it again.
-Deliveries beyond `max_deliver` go to the dead-letter subject `<prefix>.dlq.<durable>`.
+Deliveries beyond `max_deliver` go to the dead-letter subject `<prefix>.dlq.<durable>`. A database that cannot be
+reached is not the event's fault: the message is kept (marked in progress) and tried again with backoff until the
+database answers, without using up a delivery, so an outage longer than the retry budget dead-letters nothing.
 """
 
 from __future__ import annotations
@@ -115,23 +117,41 @@ class EventConsumer:
             await self._dead_letter(msg, f"undecodable: {exc}")
             return False
         bind_request_context(trace_id=envelope.trace_id or None)
-        try:
-            async with self.sessions() as session, session.begin():
-                claimed = (
-                    await session.execute(
-                        _CLAIM, {"consumer": self.durable, "event_id": event_id, "event_type": envelope.type}
-                    )
-                ).first()
-                if claimed is not None:
-                    await self.handler(session, envelope)
-        except Exception as exc:
-            await self._failed(msg, envelope, exc)
-            return False
+        outage = 0
+        while True:
+            try:
+                async with self.sessions() as session, session.begin():
+                    claimed = (
+                        await session.execute(
+                            _CLAIM, {"consumer": self.durable, "event_id": event_id, "event_type": envelope.type}
+                        )
+                    ).first()
+                    if claimed is not None:
+                        await self.handler(session, envelope)
+                break
+            except Exception as exc:
+                if database_unavailable(exc) and not self._stopping.is_set():
+                    await self._wait_for_database(msg, envelope, exc, outage)
+                    outage += 1
+                    continue
+                await self._failed(msg, envelope, exc)
+                return False
         if self._after_commit is not None:
             self._after_commit(envelope)
         await msg.ack()
         CONSUMED.labels(self.durable, "applied" if claimed else "duplicate").inc()
         return claimed is not None
+
+    async def _wait_for_database(self, msg: Msg, envelope: events_pb2.Envelope, exc: Exception, waited: int) -> None:
+        """Back off while the database is unreachable; the message stays ours (in progress), its delivery uncounted."""
+        delay = min(self.backoff[min(waited, len(self.backoff) - 1)], self.ack_wait / 2)
+        if waited == 0:
+            log.warning("event_store_unavailable", durable=self.durable, event_id=envelope.event_id, error=str(exc))
+        CONSUMED.labels(self.durable, "store_unavailable").inc()
+        with contextlib.suppress(Exception):
+            await msg.in_progress()  # resets the ack timer: no redelivery while we wait
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay)
 
     async def _failed(self, msg: Msg, envelope: events_pb2.Envelope, exc: Exception) -> None:
         delivered = msg.metadata.num_delivered or 1
@@ -163,3 +183,24 @@ class EventConsumer:
 
     def stop(self) -> None:
         self._stopping.set()
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or dropped the connection (not something about the event): an OSError,
+    asyncpg's connection / interface / "cannot connect now" errors, SQLAlchemy's invalidated connections — anywhere
+    in the exception's chain (SQLAlchemy wraps the driver's error)."""
+    import asyncpg
+    from sqlalchemy.exc import DBAPIError
+
+    kinds = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError)
+    files = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:  # explicit causes only, never a handled __context__
+        seen.add(id(current))
+        if isinstance(current, kinds) and not isinstance(current, files):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
