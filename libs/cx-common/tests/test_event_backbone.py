@@ -212,85 +212,79 @@ async def test_consumer_killed_before_ack_is_redelivered_and_applied_once(world,
     await bus.close()
 
 
-async def test_poison_event_goes_to_dead_letter_after_bounded_redelivery(world):
-    from sqlalchemy.ext.asyncio import AsyncSession
-
+async def one_event_consumer(world, event_id: str, durable: str, handler, backoff: float):
+    """(bus, consumer with max_deliver 3 and `handler`, the envelope of the one event published for it)."""
     from cx.events.v1 import events_pb2
     from cx_common.db import create_engine, session_factory
     from cx_common.events import EventConsumer
 
-    admin = world["admin"]
     bus = await backbone.bus()
-    envelope = events_pb2.Envelope(event_id="0190a0f0-0000-7000-8000-000000000001", type=backbone.EVENT_TYPE)
+    envelope = events_pb2.Envelope(event_id=event_id, type=backbone.EVENT_TYPE)
     await bus.js.publish(f"{bus.subject_prefix}.{backbone.EVENT_TYPE}", envelope.SerializeToString())
+    consumer = EventConsumer(
+        bus,
+        session_factory(create_engine(world["urls"][backbone.CONSUMER], backbone.CONSUMER)),
+        durable=durable,
+        event_types=[backbone.EVENT_TYPE],
+        handler=handler,
+        max_deliver=3,
+        backoff=(backoff,),
+    )
+    return bus, consumer, envelope
+
+
+async def dead_letters(bus, consumer) -> int:
+    info = await bus.js.stream_info(bus.stream, subjects_filter=consumer.dlq_subject)
+    return int((info.state.subjects or {}).get(consumer.dlq_subject, 0))
+
+
+async def test_poison_event_goes_to_dead_letter_after_bounded_redelivery(world):
+    from cx.events.v1 import events_pb2
+
     attempts = 0
 
-    async def failing(session: AsyncSession, env: events_pb2.Envelope) -> None:
+    async def failing(session, env) -> None:
         nonlocal attempts
         attempts += 1
         raise ValueError("cannot handle this")
 
-    consumer = EventConsumer(
-        bus,
-        session_factory(create_engine(world["urls"][backbone.CONSUMER], backbone.CONSUMER)),
-        durable="poison",
-        event_types=[backbone.EVENT_TYPE],
-        handler=failing,
-        max_deliver=3,
-        backoff=(0.1,),
+    bus, consumer, envelope = await one_event_consumer(
+        world, "0190a0f0-0000-7000-8000-000000000001", "poison", failing, 0.1
     )
     dlq = await bus.js.pull_subscribe(consumer.dlq_subject, durable="dlq-reader", stream=bus.stream)
 
     async def dead_lettered() -> bool:
-        info = await bus.js.stream_info(bus.stream, subjects_filter=consumer.dlq_subject)
-        return bool(info.state.subjects and info.state.subjects.get(consumer.dlq_subject))
+        return await dead_letters(bus, consumer) > 0
 
     await drain(consumer, dead_lettered)
     assert attempts == 3
     [msg] = await dlq.fetch(1, timeout=2)
     assert msg.headers["Cx-Dlq-Reason"] == "cannot handle this"
     assert events_pb2.Envelope.FromString(msg.data).event_id == envelope.event_id
-    assert await scalar(admin, f"SELECT count(*) FROM {backbone.CONSUMER}.processed_events") == 0
+    assert await scalar(world["admin"], f"SELECT count(*) FROM {backbone.CONSUMER}.processed_events") == 0
     await bus.close()
 
 
 async def test_an_unreachable_database_dead_letters_nothing_and_the_event_applies_once_it_is_back(world):
     """Longer than the whole retry budget (max_deliver 3): the event is held, not redelivered, and applied once."""
-    from sqlalchemy.ext.asyncio import AsyncSession
-
-    from cx.events.v1 import events_pb2
-    from cx_common.db import create_engine, session_factory
-    from cx_common.events import EventConsumer
-
-    admin = world["admin"]
-    bus = await backbone.bus()
-    envelope = events_pb2.Envelope(event_id="0190a0f0-0000-7000-8000-000000000002", type=backbone.EVENT_TYPE)
-    await bus.js.publish(f"{bus.subject_prefix}.{backbone.EVENT_TYPE}", envelope.SerializeToString())
     attempts = 0
 
-    async def outage_then_ok(session: AsyncSession, env: events_pb2.Envelope) -> None:
+    async def outage_then_ok(session, env) -> None:
         nonlocal attempts
         attempts += 1
         if attempts <= 6:  # the database "goes away" for six tries, twice the delivery budget
             raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
 
-    consumer = EventConsumer(
-        bus,
-        session_factory(create_engine(world["urls"][backbone.CONSUMER], backbone.CONSUMER)),
-        durable="outage",
-        event_types=[backbone.EVENT_TYPE],
-        handler=outage_then_ok,
-        max_deliver=3,
-        backoff=(0.05,),
+    bus, consumer, _ = await one_event_consumer(
+        world, "0190a0f0-0000-7000-8000-000000000002", "outage", outage_then_ok, 0.05
     )
 
     async def applied() -> bool:
-        return await scalar(admin, f"SELECT count(*) FROM {backbone.CONSUMER}.processed_events") == 1
+        return await scalar(world["admin"], f"SELECT count(*) FROM {backbone.CONSUMER}.processed_events") == 1
 
     await drain(consumer, applied)
     assert attempts == 7
-    info = await bus.js.stream_info(bus.stream, subjects_filter=consumer.dlq_subject)
-    assert not (info.state.subjects or {}).get(consumer.dlq_subject)
+    assert await dead_letters(bus, consumer) == 0
     state = await bus.js.consumer_info(bus.stream, "outage")
     assert state.num_redelivered == 0  # held while waiting, never handed back
     await bus.close()
