@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from cx.events.v1 import events_pb2
 from cx_common.db import new_id
-from cx_ingest.feedback.records import rejected, timestamp, unstorable_text
-from cx_ingest.feedback.schemas import FieldError, ODataIn, RecordResult
+from cx_ingest.feedback.records import field_rejected, rejected, timestamp, unstorable_text
+from cx_ingest.feedback.schemas import ODataIn, RecordResult
 from cx_ingest.outbox_bulk import add_events
 from cx_ingest.pg import Db, Sql
 
@@ -63,14 +63,8 @@ def validate_odata(
             refused[index] = rejected(index, exc, raw.get("record_key") if isinstance(raw, dict) else None)
             continue
         if (field := non_finite(item.attributes, ("attributes",))) is not None:
-            message = "must be a finite number"  # NaN / Infinity: JSON (and jsonb) has no such number
-            refused[index] = RecordResult(
-                index=index,
-                external_id=item.record_key,
-                status="rejected",
-                reason=f"{field}: {message}",
-                errors=[FieldError(field=field, message=message)],
-            )
+            # NaN / Infinity: JSON (and jsonb) has no such number
+            refused[index] = field_rejected(index, item.record_key, field, "must be a finite number")
             continue
         valid.append((index, item))
     return valid, refused

@@ -55,11 +55,15 @@ def unstorable_text(index: int, raw: dict[str, Any], key: str) -> RecordResult |
     field with the record's own id."""
     if (bad := find_bad_text(raw)) is None:
         return None
-    field, message = bad
     own_id = raw.get(key)
+    return field_rejected(index, str(own_id) if isinstance(own_id, str | int) else None, *bad)
+
+
+def field_rejected(index: int, own_id: str | None, field: str, message: str) -> RecordResult:
+    """A record rejected for one field: `<field>: <message>` as its reason and its one error."""
     return RecordResult(
         index=index,
-        external_id=str(own_id) if isinstance(own_id, str | int) else None,
+        external_id=own_id,
         status="rejected",
         reason=f"{field}: {message}",
         errors=[FieldError(field=field, message=message)],
